@@ -1,0 +1,207 @@
+"""The `rag` command: a thin typer layer over the library in rag.pipeline and friends.
+
+Every failure the user can act on is one sentence on stderr and a non-zero exit, no traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from . import pipeline
+from .answering import Answer, AnswerSettings
+from .chunking import ChunkerSettings
+from .errors import RagError
+from .retrieval import MODES, RetrievalSettings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Offline question answering over German news articles, with checked citations.")
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+EXIT_ERROR = 2
+
+IndexOption = typer.Option(pipeline.DEFAULT_INDEX, "--index", help="Index folder.")
+ModelOption = typer.Option(None, "--model", help="GGUF file (default: $RAG_MODEL, else the packaged Qwen2.5 1.5B).")
+EmbedderOption = typer.Option(None, "--embedder",
+                              help="sentence-transformers folder (default: $RAG_EMBEDDER, else packaged MiniLM).")
+RetrievalOption = typer.Option("hybrid", "--retrieval", help=f"Retrieval mode: {', '.join(MODES)}.")
+KOption = typer.Option(4, "--k", min=0, help="Chunks to retrieve.")
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> None:
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def friendly(command):
+    """Turn a RagError raised anywhere below a command into one line on stderr."""
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except RagError as exc:
+            fail(str(exc))
+
+    return run
+
+
+def _progress(description: str) -> Progress:
+    return Progress(TextColumn(description), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal)
+
+
+def _assembly_progress():
+    """A progress callback for the one-time assembly of the default model."""
+    state: dict = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in state:
+            err.print("assembling the default model from its packages (once)…")
+            state["bar"] = _progress("model").__enter__()
+            state["task"] = state["bar"].add_task("model", total=total)
+        state["bar"].update(state["task"], completed=done)
+        if done >= total:
+            state["bar"].__exit__(None, None, None)
+
+    return update
+
+
+def _open(index: Path, model: Optional[str], embedder: Optional[str], retrieval: str, k: int):
+    try:
+        return pipeline.open_answerer(index, pipeline.ModelChoice(model, embedder), RetrievalSettings(mode=retrieval),
+                                      AnswerSettings(k=k), progress=_assembly_progress())
+    except ValueError as exc:
+        fail(str(exc))
+
+
+@app.command()
+@friendly
+def index(paths: list[Path] = typer.Argument(None, help="Files or folders of .txt/.md articles (default: seeds/)."),
+          index_dir: Path = IndexOption,
+          embedder: Optional[str] = EmbedderOption,
+          max_tokens: int = typer.Option(ChunkerSettings.max_tokens, help="Chunk size in embedder tokens."),
+          overlap: int = typer.Option(ChunkerSettings.overlap_tokens, help="Overlap between chunks in tokens.")):
+    """Build or update an index. Unchanged input does no work."""
+    from .index import build_index
+
+    try:
+        settings = ChunkerSettings(max_tokens, overlap)
+    except ValueError as exc:
+        fail(str(exc))
+    paths = paths or [pipeline.DEFAULT_SEEDS]
+    for path in paths:
+        if not path.exists():
+            fail(f"{path} does not exist")
+    with _progress("embedding") as bar:
+        task = bar.add_task("embedding", total=None)
+        report = build_index(paths, index_dir, pipeline.make_embedder(embedder), settings,
+                             on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+    for path, reason in report.skipped:
+        err.print(f"skipped {path}: {reason}", soft_wrap=True)
+    if report.up_to_date:
+        out.print(f"{index_dir} is up to date: {report.documents} documents, {report.chunks} chunks; nothing to embed.")
+    else:
+        out.print(f"indexed {report.documents} documents into {report.chunks} chunks at {index_dir} "
+                  f"(embedded {report.embedded}, reused {report.reused}) in {report.seconds:.1f} s")
+
+
+def print_answer_sources(answer: Answer, console: Console = out) -> None:
+    shown = [c for c in answer.citations if c.verified]
+    if shown:
+        console.print("\nSources:")
+    for c in shown:
+        excerpt = c.quote if len(c.quote) <= 160 else c.quote[:157] + "…"
+        date = f", {c.date}" if c.date else ""
+        console.print(f"  [{c.number}] {c.doc_id}{date} (chars {c.start}-{c.end}): “{excerpt}”",
+                      soft_wrap=True, markup=False)
+    for number in answer.invented_citations:
+        err.print(f"note: dropped citation [{number}]: the model cited a source it was not given")
+    unverified = [c for c in answer.citations if not c.verified]
+    for c in unverified:
+        err.print(f"note: citation [{c.number}] ({c.doc_id}) is not shown: no passage of it supports the answer")
+    if answer.truncated:
+        err.print("note: the answer was cut off at the token limit and may be incomplete")
+
+
+@app.command()
+@friendly
+def ask(question: str = typer.Argument(..., help="The question, in English or German."),
+        index_dir: Path = IndexOption,
+        k: int = KOption,
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
+        model: Optional[str] = ModelOption,
+        embedder: Optional[str] = EmbedderOption,
+        retrieval: str = RetrievalOption):
+    """Answer one question with cited sources."""
+    if not question.strip():
+        fail("the question is empty")
+    answerer = _open(index_dir, model, embedder, retrieval, k)
+    if as_json:
+        answer = answerer.ask(question)
+        out.print_json(json.dumps(answer.to_json(), ensure_ascii=False))
+        return
+    streamed: list[str] = []
+
+    def show(piece: str) -> None:
+        streamed.append(piece)
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    answer = answerer.ask(question, on_token=show)
+    if answer.abstained:
+        sys.stdout.write(("\n" if streamed else "") + answer.answer)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    print_answer_sources(answer)
+
+
+@app.command()
+@friendly
+def batch(file: Path = typer.Argument(..., help="Questions: .jsonl ({\"id\", \"question\"}), .txt or .csv."),
+          output: Path = typer.Option(..., "-o", "--output", help="Where to write the answers (JSON lines)."),
+          index_dir: Path = IndexOption,
+          k: int = KOption,
+          model: Optional[str] = ModelOption,
+          embedder: Optional[str] = EmbedderOption,
+          retrieval: str = RetrievalOption):
+    """Answer a file of questions, one JSON object per line, resumable."""
+    from .batch import read_questions, run_batch
+
+    questions, problems = read_questions(file)
+    for line, reason in problems:
+        err.print(f"{file}:{line}: skipped: {reason}", soft_wrap=True)
+    answerer = _open(index_dir, model, embedder, retrieval, k)
+    with _progress("answering") as bar:
+        task = bar.add_task("answering", total=len(questions))
+        summary = run_batch(answerer, questions, output, on_done=lambda: bar.advance(task))
+    out.print(f"answered {summary.answered}, already in {output}: {summary.skipped_existing}, "
+              f"failed: {summary.failed + len(problems)}")
+    if problems or summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def models(model: Optional[str] = ModelOption, embedder: Optional[str] = EmbedderOption):
+    """Show the models that would be used: path, size, sha256, context, dimension."""
+    emb = pipeline.make_embedder(embedder)
+    gen = pipeline.make_generator(model, progress=_assembly_progress())
+    out.print("[bold]answerer[/]")
+    out.print(f"  path            {gen.model_path}", soft_wrap=True)
+    out.print(f"  size            {gen.model_path.stat().st_size:,} bytes")
+    out.print(f"  sha256          {gen.sha256}", soft_wrap=True)
+    out.print(f"  context length  {gen.training_context_length()} (trained), {gen.context_length} (used)")
+    out.print("[bold]embedder[/]")
+    out.print(f"  path            {emb.folder}", soft_wrap=True)
+    out.print(f"  id              {emb.model_id}")
+    out.print(f"  weights sha256  {emb.sha256}", soft_wrap=True)
+    out.print(f"  dimension       {emb.dimension}")
+    out.print(f"  max tokens      {emb.max_tokens}")

@@ -1,0 +1,108 @@
+"""Generation: a local GGUF model answers from a prompt, streaming its tokens.
+
+`Generator` is the interface (a fake one serves the unit tests); `LlamaGenerator` runs a GGUF
+file through llama-cpp-python, loaded on first use, greedy and seeded so answers repeat.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .errors import RagError
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    finish_reason: str  # "stop" or "length"
+    prompt_tokens: int
+    completion_tokens: int
+    prompt_seconds: float  # until the first token: prompt processing
+    generation_seconds: float
+
+
+class Generator(ABC):
+    model_id: str
+    context_length: int
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` in this model's vocabulary."""
+
+    @abstractmethod
+    def generate(self, messages: list[dict], max_tokens: int,
+                 on_token: Callable[[str], None] | None = None) -> Generation:
+        """Answer a chat (system/user messages) greedily, calling on_token per piece of text."""
+
+
+class LlamaGenerator(Generator):
+    def __init__(self, model_path: Path, sha256: str, n_ctx: int = 4096, n_threads: int = 2, seed: int = 0):
+        self.model_path = Path(model_path)
+        self.sha256 = sha256
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.seed = seed
+        self._llm = None
+        self.load_seconds = 0.0
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.model_path.name}@{self.sha256[:12]}"
+
+    @property
+    def context_length(self) -> int:
+        return self.n_ctx
+
+    def training_context_length(self) -> int | None:
+        meta = self._load().metadata
+        for key, value in meta.items():
+            if key.endswith(".context_length"):
+                return int(value)
+        return None
+
+    def _load(self):
+        if self._llm is None:
+            from llama_cpp import Llama
+
+            started = time.perf_counter()
+            try:
+                self._llm = Llama(model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads,
+                                  n_threads_batch=self.n_threads, n_batch=512, seed=self.seed, verbose=False)
+            except (ValueError, RuntimeError) as exc:
+                raise RagError(f"could not load the model {self.model_path}: it is not a valid or complete "
+                               f"GGUF model ({exc})") from None
+            self.load_seconds = time.perf_counter() - started
+        return self._llm
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._load().tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def generate(self, messages: list[dict], max_tokens: int,
+                 on_token: Callable[[str], None] | None = None) -> Generation:
+        llm = self._load()
+        started = time.perf_counter()
+        first = None
+        pieces: list[str] = []
+        finish = "stop"
+        stream = llm.create_chat_completion(messages=messages, temperature=0.0, top_k=1, seed=self.seed,
+                                            max_tokens=max_tokens, stream=True)
+        for event in stream:
+            choice = event["choices"][0]
+            piece = choice.get("delta", {}).get("content") or ""
+            if piece:
+                if first is None:
+                    first = time.perf_counter()
+                pieces.append(piece)
+                if on_token:
+                    on_token(piece)
+            if choice.get("finish_reason"):
+                finish = choice["finish_reason"]
+        ended = time.perf_counter()
+        first = first or ended
+        text = "".join(pieces)
+        prompt_tokens = sum(self.count_tokens(m["content"]) + 4 for m in messages)
+        return Generation(text, finish, prompt_tokens, self.count_tokens(text), first - started, ended - first)

@@ -1,0 +1,49 @@
+"""The library calls the CLI (and later the HTTP server) are thin layers over.
+
+Factories resolve models from explicit paths, the environment or the defaults; nothing loads
+until it is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .answering import AnswerSettings, QuestionAnswerer
+from .embedding import Embedder, SentenceTransformerEmbedder
+from .generation import Generator, LlamaGenerator
+from .index import open_index
+from .models import cached_sha256, resolve_embedder_path, resolve_model_path
+from .retrieval import RetrievalSettings, Retriever
+
+DEFAULT_INDEX = Path("indexes/seeds")
+DEFAULT_SEEDS = Path("seeds")
+
+
+def make_embedder(path: str | None = None) -> Embedder:
+    return SentenceTransformerEmbedder(resolve_embedder_path(path))
+
+
+def make_generator(path: str | None = None, progress: Callable[[int, int], None] | None = None) -> Generator:
+    model_path = resolve_model_path(path, progress)
+    return LlamaGenerator(model_path, cached_sha256(model_path))
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """What the user asked for; None means the environment or the default."""
+
+    model: str | None = None
+    embedder: str | None = None
+
+
+def open_answerer(index_dir: Path, choice: ModelChoice = ModelChoice(),
+                  retrieval: RetrievalSettings = RetrievalSettings(), answer: AnswerSettings = AnswerSettings(),
+                  progress: Callable[[int, int], None] | None = None) -> QuestionAnswerer:
+    embedder = make_embedder(choice.embedder)
+    index = open_index(index_dir, embedder.model_id)
+    generator = make_generator(choice.model, progress)
+    models = {"embedder": embedder.model_id, "embedder_sha256": getattr(embedder, "sha256", ""),
+              "generator": generator.model_id, "generator_sha256": getattr(generator, "sha256", "")}
+    return QuestionAnswerer(index, Retriever(index, embedder, retrieval), generator, answer, models)

@@ -1,0 +1,99 @@
+"""Retrieval: dense (FAISS), lexical (BM25) or both fused by weighted reciprocal rank.
+
+>>> rrf([[3, 1], [1, 2]], weights=[1.0, 1.0], k=60)[0][0]
+1
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .chunking import Chunk
+from .embedding import Embedder
+from .index import Index
+
+MODES = ("dense", "bm25", "hybrid")
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    mode: str = "hybrid"
+    k: int = 4
+    candidates: int = 50  # per retriever, before fusion
+    dense_weight: float = 1.0
+    lexical_weight: float = 1.0
+    rrf_k: int = 60
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"retrieval mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.k < 0 or self.candidates < 1:
+            raise ValueError("k must be >= 0 and candidates >= 1")
+
+
+@dataclass(frozen=True)
+class RetrievedChunk:
+    chunk: Chunk
+    score: float
+    rank: int  # 1-based
+
+
+@dataclass
+class RetrievalResult:
+    chunks: list[RetrievedChunk]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def rrf(rankings: list[list[int]], weights: list[float], k: int) -> list[tuple[int, float]]:
+    """Weighted reciprocal rank fusion of ranked id lists; best first, ties by id."""
+    scores: dict[int, float] = {}
+    for ranking, weight in zip(rankings, weights):
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+class Retriever:
+    """Searches one index with the embedder it was built with."""
+
+    def __init__(self, index: Index, embedder: Embedder, settings: RetrievalSettings = RetrievalSettings()):
+        self.index = index
+        self.embedder = embedder
+        self.settings = settings
+
+    def dense(self, query: str, limit: int) -> list[tuple[int, float]]:
+        if not self.index.chunks:
+            return []
+        vector = self.embedder.embed([query])
+        scores, ids = self.index.dense.search(vector, min(limit, len(self.index.chunks)))
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def search(self, query: str, k: int | None = None, lexical_query: str | None = None,
+               mode: str | None = None) -> RetrievalResult:
+        """Top-k chunks for `query`; `lexical_query` (e.g. a translation) replaces it for BM25."""
+        k = self.settings.k if k is None else k
+        mode = mode or self.settings.mode
+        limit = max(self.settings.candidates, k)
+        seconds: dict[str, float] = {}
+        ranked: list[tuple[int, float]]
+        dense_hits: list[tuple[int, float]] = []
+        lexical_hits: list[tuple[int, float]] = []
+        if mode in ("dense", "hybrid"):
+            t = time.perf_counter()
+            dense_hits = self.dense(query, limit)
+            seconds["dense"] = time.perf_counter() - t
+        if mode in ("bm25", "hybrid"):
+            t = time.perf_counter()
+            lexical_hits = self.index.lexical.search(lexical_query or query, limit)
+            seconds["lexical"] = time.perf_counter() - t
+        if mode == "dense":
+            ranked = dense_hits
+        elif mode == "bm25":
+            ranked = lexical_hits
+        else:
+            ranked = rrf([[i for i, _ in dense_hits], [i for i, _ in lexical_hits]],
+                         [self.settings.dense_weight, self.settings.lexical_weight], self.settings.rrf_k)
+        chunks = [RetrievedChunk(self.index.chunks[i], score, rank)
+                  for rank, (i, score) in enumerate(ranked[:k], start=1)]
+        return RetrievalResult(chunks, seconds)
