@@ -142,6 +142,15 @@ class QuestionAnswerer:
         self.settings = settings
         self.models = models or {}
 
+    def warm_up(self) -> dict[str, float]:
+        """Load both models now; returns the seconds each took (0 when already loaded)."""
+        seconds = {}
+        for name, model in (("load_embedder", self.retriever.embedder), ("load_generator", self.generator)):
+            started = time.perf_counter()
+            model.load()
+            seconds[name] = time.perf_counter() - started
+        return seconds
+
     def fit_sources(self, question: str, retrieved: list[RetrievedChunk], language: str) -> list[Chunk]:
         """The retrieved chunks that fit the context, dropping the lowest-ranked first."""
         budget = self.generator.context_length - self.settings.max_answer_tokens - self.settings.prompt_margin_tokens

@@ -25,14 +25,15 @@ _DASHES = set("‐‑‒–—―−")
 
 @dataclass(frozen=True)
 class Citation:
-    number: int  # the source number the model used
+    number: int  # the source number shown to the user
     doc_id: str
     chunk_id: str
     start: int  # document offsets of the quote
     end: int
     quote: str
-    verified: bool
+    verified: bool  # the quote stands at start:end of the document and shares terms with the answer
     date: str | None = None
+    cited_as: int | None = None  # the number the model wrote, when the program moved the citation
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,13 +56,21 @@ def cited_numbers(text: str) -> list[int]:
     return seen
 
 
-def remove_markers(text: str, numbers: set[int]) -> str:
-    """Drop the given numbers from the markers of `text` (a marker left empty disappears)."""
-    def keep(match: re.Match) -> str:
-        kept = [n for n in re.split(r"\s*[,;]\s*", match.group(1)) if int(n) not in numbers]
+def rewrite_markers(text: str, mapping: dict[int, int | None]) -> str:
+    """Renumber markers by `mapping` (None drops a number; a marker left empty disappears).
+
+    >>> rewrite_markers("Ja [4]. Nein [7, 2].", {4: 1, 7: None})
+    'Ja [1]. Nein [2].'
+    """
+    def renumber(match: re.Match) -> str:
+        kept: list[str] = []
+        for n in re.split(r"\s*[,;]\s*", match.group(1)):
+            new = mapping.get(int(n), int(n))
+            if new is not None and str(new) not in kept:
+                kept.append(str(new))
         return f"[{', '.join(kept)}]" if kept else ""
 
-    return re.sub(r"[ \t]+([.,;:!?])", r"\1", MARKER.sub(keep, text)).strip()
+    return re.sub(r"[ \t]+([.,;:!?])", r"\1", MARKER.sub(renumber, text)).strip()
 
 
 def normalize_with_map(text: str) -> tuple[str, list[int]]:
@@ -100,31 +109,60 @@ def find_quote(text: str, quote: str, start: int = 0, end: int | None = None) ->
     return start + where[at], start + where[at + len(needle) - 1] + 1
 
 
-def best_quote(doc_text: str, chunk: Chunk, support: str) -> tuple[int, int, float]:
-    """The sentence of `chunk` sharing most terms with `support` (answer and question): start, end, score."""
+def best_quote(doc_text: str, chunk: Chunk, support: str, answer: str = "") -> tuple[int, int, float]:
+    """The sentence of `chunk` that best supports the answer: (start, end, score).
+
+    Score: shared terms with `support` (answer and question), plus 2 for each term of the answer
+    itself, plus 2 for each shared number; 0 means nothing in the chunk relates to the answer.
+    """
     wanted = set(analyze(support))
+    answer_terms = set(analyze(answer))
     best = (chunk.start, chunk.end, 0.0)
     for sentence in split_sentences(doc_text, chunk.start, chunk.end):
         terms = set(analyze(sentence.text, split_compounds=True))
-        score = len(wanted & terms) + sum(0.5 for t in wanted & terms if t.isdigit())
+        shared = wanted & terms
+        score = len(shared) + 2 * len(answer_terms & terms) + 2 * sum(t.isdigit() for t in shared)
         if score > best[2]:
             best = (sentence.start, sentence.end, score)
     return best
 
 
 def resolve_citations(answer: str, sources: list[Chunk], documents: dict, question: str) -> CitationResult:
-    """Map the markers of `answer` onto `sources` (numbered from 1) and attach verified quotes."""
+    """Map the markers of `answer` onto `sources` (numbered from 1) and attach verified quotes.
+
+    A small model often cites the wrong number. Each citation is checked: its quote is the
+    sentence of the cited chunk that best supports the answer. If another source supports the
+    answer strictly better, the citation moves there (the answer's marker is renumbered and the
+    citation records the number the model wrote). An answer with no marker gets the
+    best-supporting source, if any source relates to it at all.
+    """
     numbers = cited_numbers(answer)
     invented = [n for n in numbers if not 1 <= n <= len(sources)]
-    citations = []
-    support = f"{remove_markers(answer, set(numbers))} {question}"
-    for number in numbers:
-        if number in invented:
-            continue
-        chunk = sources[number - 1]
-        doc = documents[chunk.doc_id]
-        start, end, score = best_quote(doc.text, chunk, support)
-        quote = doc.text[start:end]
-        verified = score > 0 and find_quote(doc.text, quote, chunk.start, chunk.end) == (start, end)
-        citations.append(Citation(number, chunk.doc_id, chunk.chunk_id, start, end, quote, verified, doc.date))
-    return CitationResult(remove_markers(answer, set(invented)), citations, invented)
+    valid = [n for n in numbers if n not in invented]
+    answer_only = rewrite_markers(answer, {n: None for n in numbers})
+    support = f"{answer_only} {question}"
+    candidates = [best_quote(documents[c.doc_id].text, c, support, answer_only) for c in sources]
+    best = max(range(len(sources)), key=lambda i: (candidates[i][2], -i)) if sources else None
+    mapping: dict[int, int | None] = {n: None for n in invented}
+    citations: list[Citation] = []
+    for number in valid:
+        chosen = number
+        if best is not None and candidates[best][2] > candidates[number - 1][2]:
+            chosen = best + 1
+        mapping[number] = chosen
+        if all(c.number != chosen for c in citations):
+            citations.append(_citation(chosen, sources, documents, candidates, cited_as=number))
+    text = rewrite_markers(answer, mapping)
+    if not valid and best is not None and candidates[best][2] > 0:
+        citations.append(_citation(best + 1, sources, documents, candidates, cited_as=None))
+        text = f"{text} [{best + 1}]"
+    return CitationResult(text, citations, invented)
+
+
+def _citation(number: int, sources: list[Chunk], documents: dict, candidates: list, cited_as: int | None) -> Citation:
+    chunk = sources[number - 1]
+    doc = documents[chunk.doc_id]
+    start, end, score = candidates[number - 1]
+    verified = score > 0 and find_quote(doc.text, doc.text[start:end], chunk.start, chunk.end) == (start, end)
+    return Citation(number, chunk.doc_id, chunk.chunk_id, start, end, doc.text[start:end], verified, doc.date,
+                    None if cited_as == number else cited_as)

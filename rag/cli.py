@@ -122,6 +122,10 @@ def print_answer_sources(answer: Answer, console: Console = out) -> None:
         date = f", {c.date}" if c.date else ""
         console.print(f"  [{c.number}] {c.doc_id}{date} (chars {c.start}-{c.end}): “{excerpt}”",
                       soft_wrap=True, markup=False)
+    for c in answer.citations:
+        if c.cited_as is not None:
+            console.print(f"(the model cited [{c.cited_as}]; source [{c.number}] is the one that supports the answer)",
+                          style="dim")
     for number in answer.invented_citations:
         err.print(f"note: dropped citation [{number}]: the model cited a source it was not given")
     unverified = [c for c in answer.citations if not c.verified]
@@ -144,8 +148,10 @@ def ask(question: str = typer.Argument(..., help="The question, in English or Ge
     if not question.strip():
         fail("the question is empty")
     answerer = _open(index_dir, model, embedder, retrieval, k)
+    load_seconds = answerer.warm_up()
     if as_json:
         answer = answerer.ask(question)
+        answer.timings.update(load_seconds)
         out.print_json(json.dumps(answer.to_json(), ensure_ascii=False))
         return
     streamed: list[str] = []

@@ -31,6 +31,9 @@ class Embedder(ABC):
         """Tokens the model sees for `text`, special tokens included; by default, words + 2."""
         return len(text.split()) + 2
 
+    def load(self) -> None:
+        """Load the model now rather than on first use."""
+
 
 class SentenceTransformerEmbedder(Embedder):
     """A sentence-transformers model read from a local folder (never from a hub)."""
@@ -53,6 +56,9 @@ class SentenceTransformerEmbedder(Embedder):
     @property
     def model_id(self) -> str:
         return f"sentence-transformers/{self.folder.name if self.folder.name != 'model' else self.folder.parent.name}@{self.sha256[:12]}"
+
+    def load(self) -> None:
+        self._load()
 
     def _load(self):
         if self._model is None:

@@ -29,6 +29,9 @@ class Generator(ABC):
     model_id: str
     context_length: int
 
+    def load(self) -> None:
+        """Load the model now rather than on first use."""
+
     @abstractmethod
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` in this model's vocabulary."""
@@ -63,6 +66,9 @@ class LlamaGenerator(Generator):
             if key.endswith(".context_length"):
                 return int(value)
         return None
+
+    def load(self) -> None:
+        self._load()
 
     def _load(self):
         if self._llm is None:

@@ -1,0 +1,55 @@
+"""Deterministic stand-ins for the two models, for fast unit tests."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Callable
+
+import numpy as np
+
+from rag.embedding import Embedder
+from rag.generation import Generation, Generator
+
+
+class FakeEmbedder(Embedder):
+    """Bag of hashed lower-case words: texts sharing words get similar vectors."""
+
+    def __init__(self, model_id: str = "fake-embedder@1", dimension: int = 64, max_tokens: int = 64):
+        self.model_id = model_id
+        self.dimension = dimension
+        self.max_tokens = max_tokens
+        self.embedded_texts = 0
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.embedded_texts += len(texts)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                out[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimension] += 1.0
+            out[row] /= max(np.linalg.norm(out[row]), 1e-9)
+        return out
+
+
+class FakeGenerator(Generator):
+    """Replies with `reply(messages)`; counts whitespace words as tokens."""
+
+    def __init__(self, reply: str | Callable[[list[dict]], str] = "NOT IN SOURCES", context_length: int = 4096,
+                 finish_reason: str = "stop"):
+        self.reply = reply
+        self.context_length = context_length
+        self.finish_reason = finish_reason
+        self.model_id = "fake-generator@1"
+        self.calls: list[list[dict]] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def generate(self, messages, max_tokens, on_token=None) -> Generation:
+        self.calls.append(messages)
+        text = self.reply(messages) if callable(self.reply) else self.reply
+        for piece in re.findall(r"\S+\s*", text):
+            if on_token:
+                on_token(piece)
+        prompt = sum(self.count_tokens(m["content"]) for m in messages)
+        return Generation(text, self.finish_reason, prompt, self.count_tokens(text), 0.0, 0.0)

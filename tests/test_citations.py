@@ -1,0 +1,51 @@
+from rag.chunking import Chunk
+from rag.citations import cited_numbers, find_quote, resolve_citations
+from rag.documents import Document
+
+TEXT = ("Die Präsidenten trafen sich in Peking. Beide Seiten unterzeichneten mehr als 20 Abkommen.\n"
+        "Putin lud Xi im Frühling nach Moskau ein.")
+DOC = Document("d", TEXT, "d.txt", "0", "2025-01-01")
+FIRST = Chunk("d", "d#0", 0, 91, TEXT[0:91])
+SECOND = Chunk("d", "d#1", 92, len(TEXT), TEXT[92:])
+
+
+def test_markers_map_to_sources_and_quotes_stand_at_their_offsets():
+    result = resolve_citations("Mehr als 20 Abkommen [1].", [FIRST, SECOND], {"d": DOC}, "Wie viele Abkommen?")
+    assert result.invented == []
+    [citation] = result.citations
+    assert (citation.number, citation.chunk_id, citation.verified) == (1, "d#0", True)
+    assert TEXT[citation.start:citation.end] == citation.quote == \
+        "Beide Seiten unterzeichneten mehr als 20 Abkommen."
+
+
+def test_invented_numbers_are_dropped_and_reported():
+    result = resolve_citations("In Moskau [2][7].", [FIRST, SECOND], {"d": DOC}, "Wohin?")
+    assert result.invented == [7]
+    assert [c.number for c in result.citations] == [2]
+    assert "[7]" not in result.text and "[2]" in result.text
+
+
+def test_a_wrong_number_moves_to_the_source_that_supports_the_answer():
+    result = resolve_citations("Moskau, im Frühling [1].", [FIRST, SECOND], {"d": DOC}, "Wohin lud Putin Xi ein?")
+    [citation] = result.citations
+    assert (citation.number, citation.cited_as, citation.chunk_id) == (2, 1, "d#1")
+    assert result.text == "Moskau, im Frühling [2]."
+
+
+def test_a_source_unrelated_to_the_answer_is_not_verified():
+    unrelated = Chunk("d", "d#0", 0, 38, TEXT[0:38])
+    result = resolve_citations("Zwölf Bananen [1].", [unrelated], {"d": DOC}, "Wie viele Bananen?")
+    assert [c.verified for c in result.citations] == [False]
+
+
+def test_cited_numbers_keep_first_appearance_order():
+    assert cited_numbers("a [2] b [1, 2] c [3;1]") == [2, 1, 3]
+
+
+def test_find_quote_tolerates_case_space_quotes_dashes_and_line_break_hyphens():
+    text = "Er sagte: „Wir  kommen – bald.“ Die Zusammen-\narbeit wächst."
+    assert find_quote(text, '"wir kommen - bald."') == (10, 31)
+    start, end = find_quote(text, "zusammenarbeit wächst")
+    assert text[start:end] == "Zusammen-\narbeit wächst"
+    assert find_quote(text, "Wir gehen") is None
+    assert find_quote(text, "wir kommen", start=20) is None

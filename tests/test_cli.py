@@ -1,0 +1,114 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import AGREEMENTS_DOC
+from fakes import FakeEmbedder, FakeGenerator
+from rag import pipeline
+from rag.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def fakes(monkeypatch):
+    """The CLI with deterministic models; returns the generator to script its replies."""
+    generator = FakeGenerator("Mehr als 20 Abkommen [1].")
+    monkeypatch.setattr(pipeline, "make_embedder", lambda path=None: FakeEmbedder(max_tokens=256))
+    monkeypatch.setattr(pipeline, "make_generator", lambda path=None, progress=None: generator)
+    return generator
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_index_then_ask_json(fakes, seeds, tmp_path):
+    idx = tmp_path / "idx"
+    result = run("index", seeds, "--index", idx)
+    assert result.exit_code == 0, result.output
+    assert "indexed 2 documents" in result.stdout
+    again = run("index", seeds, "--index", idx)
+    assert "up to date" in again.stdout and "nothing to embed" in again.stdout
+    result = run("ask", "Wie viele Kooperationsabkommen unterzeichneten beide Seiten?", "--index", idx, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["citations"][0]["doc_id"] == AGREEMENTS_DOC
+    assert set(data["citations"][0]) >= {"doc_id", "chunk_id", "start", "end", "quote"}
+    assert data["models"]["generator"] == "fake-generator@1"
+
+
+def test_ask_streams_text_and_lists_sources(fakes, seeds, tmp_path):
+    run("index", seeds, "--index", tmp_path / "idx")
+    result = run("ask", "Wie viele Kooperationsabkommen unterzeichneten beide Seiten?", "--index", tmp_path / "idx")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("Mehr als 20 Abkommen [1].")
+    assert f"[1] {AGREEMENTS_DOC}, 2025-09-02" in result.stdout
+
+
+def test_invented_citation_is_reported(fakes, seeds, tmp_path):
+    fakes.reply = "Mehr als 20 Abkommen [1][9]."
+    run("index", seeds, "--index", tmp_path / "idx")
+    result = run("ask", "Wie viele Abkommen?", "--index", tmp_path / "idx")
+    assert "dropped citation [9]" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["ask", "Wie viele?", "--index", "{tmp}/none"], "no index at"),
+    (["ask", "   ", "--index", "{tmp}/idx"], "the question is empty"),
+    (["index", "{tmp}/missing-folder", "--index", "{tmp}/idx"], "does not exist"),
+    (["ask", "Wie?", "--retrieval", "magic", "--index", "{tmp}/idx"], "retrieval mode must be one of"),
+])
+def test_user_errors_are_one_line_without_traceback(fakes, seeds, tmp_path, args, message):
+    run("index", seeds, "--index", tmp_path / "idx")
+    result = run(*[a.format(tmp=tmp_path) for a in args])
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_index_built_with_another_embedder_is_refused(monkeypatch, fakes, seeds, tmp_path):
+    run("index", seeds, "--index", tmp_path / "idx")
+    monkeypatch.setattr(pipeline, "make_embedder", lambda path=None: FakeEmbedder(model_id="other@2", max_tokens=256))
+    result = run("ask", "Wie viele?", "--index", tmp_path / "idx")
+    assert result.exit_code == 2 and "was built with embedder fake-embedder@1" in result.stderr
+
+
+def test_missing_or_corrupted_model_file_is_a_clear_error(seeds, tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "make_embedder", lambda path=None: FakeEmbedder(max_tokens=256))
+    run("index", seeds, "--index", tmp_path / "idx")
+    result = run("ask", "Wie viele?", "--index", tmp_path / "idx", "--model", tmp_path / "nope.gguf")
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a model at all")
+    monkeypatch.setenv("RAG_MODEL", str(junk))
+    result = run("ask", "Wie viele?", "--index", tmp_path / "idx")
+    assert result.exit_code == 2 and "is not a GGUF file" in result.stderr
+
+
+def test_bad_input_files_are_skipped_and_named(fakes, seeds, tmp_path):
+    (seeds / "broken.txt").write_bytes(b"\x00\xff\x00")
+    result = run("index", seeds, "--index", tmp_path / "idx")
+    assert result.exit_code == 0
+    assert "skipped" in result.stderr and "broken.txt" in result.stderr
+    assert "indexed 2 documents" in result.stdout
+
+
+def test_batch_writes_one_object_per_valid_line_and_resumes(fakes, seeds, tmp_path):
+    run("index", seeds, "--index", tmp_path / "idx")
+    questions = tmp_path / "q.jsonl"
+    questions.write_text('{"id": "a", "question": "Wie viele Abkommen?", "topic": "x"}\n'
+                         '{"id": "b", "question": broken\n'
+                         '{"id": "c", "question": "Wohin lud Putin Xi ein?"}\n')
+    out = tmp_path / "out.jsonl"
+    result = run("batch", questions, "-o", out, "--index", tmp_path / "idx")
+    assert result.exit_code == 1
+    assert "q.jsonl:2" in result.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["id"] for line in lines] == ["a", "c"]
+    assert lines[0]["topic"] == "x" and "citations" in lines[0] and "answer" in lines[0]
+    calls = len(fakes.calls)
+    rerun = run("batch", questions, "-o", out, "--index", tmp_path / "idx")
+    assert len(fakes.calls) == calls and len(out.read_text().splitlines()) == 2
+    assert "already in" in rerun.stdout
