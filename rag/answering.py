@@ -17,7 +17,7 @@ from .chunking import Chunk
 from .citations import Citation, resolve_citations
 from .generation import Generator
 from .index import Index
-from .language import detect_language
+from .language import LANGUAGE_NAMES, detect_language
 from .retrieval import RetrievedChunk, Retriever
 
 ABSTAIN_MARKER = "NOT IN SOURCES"
@@ -25,7 +25,7 @@ ABSTENTION = {
     "en": "The sources do not answer this question.",
     "de": "Die Quellen beantworten diese Frage nicht.",
 }
-LANGUAGE_NAMES = {"en": "English", "de": "German"}
+
 _CONTROL = re.compile(r"<\|[^|<>]{1,40}\|>|</?s>|\[/?INST\]")
 
 SYSTEM_PROMPT = (

@@ -211,3 +211,120 @@ def models(model: Optional[str] = ModelOption, embedder: Optional[str] = Embedde
     out.print(f"  weights sha256  {emb.sha256}", soft_wrap=True)
     out.print(f"  dimension       {emb.dimension}")
     out.print(f"  max tokens      {emb.max_tokens}")
+
+
+@app.command("eval")
+@friendly
+def evaluate(question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--set", help="Evaluation questions (JSON lines)."),
+             index_dir: Path = IndexOption,
+             baseline: Path = typer.Option(Path("eval/baseline.json"), help="Report to compare with."),
+             report: Path = typer.Option(Path("eval/reports/latest.json"), help="Where to write this run's report."),
+             update_baseline: bool = typer.Option(False, "--update-baseline", help="Write this run as the new baseline."),
+             k: int = KOption,
+             model: Optional[str] = ModelOption,
+             embedder: Optional[str] = EmbedderOption,
+             retrieval: str = RetrievalOption):
+    """Answer the evaluation set, score it per tag, and fail (exit 1) on a regression against the baseline."""
+    from rich.table import Table
+
+    from .evaluation import EXIT_REGRESSION, compare_with_baseline, load_eval_set, run_eval
+    from .fileio import atomic_write_json
+
+    questions = load_eval_set(question_set)
+    answerer = _open(index_dir, model, embedder, retrieval, k)
+    answerer.warm_up()
+    with _progress("evaluating") as bar:
+        task = bar.add_task("evaluating", total=len(questions))
+        result = run_eval(answerer, questions, on_done=lambda row: bar.advance(task))
+    table = Table(title=f"Evaluation: {len(questions)} questions, {result['wall_seconds']:.0f} s")
+    columns = [("answer_accuracy", "correct"), ("retrieval_hit", "retr. hit"), ("recall_at_k", f"R@{k}"),
+               ("citation_precision", "cite P"), ("citation_recall", "cite R"), ("verified_rate", "verified"),
+               ("abstained_on_unanswerable", "abstain ok"), ("answered_answerable", "answered"),
+               ("seconds_per_question", "s/q")]
+    table.add_column("tag")
+    table.add_column("n", justify="right")
+    for _, title in columns:
+        table.add_column(title, justify="right")
+
+    def cells(summary):
+        return [str(summary["questions"])] + ["-" if summary[key] is None else f"{summary[key]:.2f}" for key, _ in columns]
+
+    for tag, summary in result["tags"].items():
+        table.add_row(tag, *cells(summary))
+    table.add_row("[bold]all[/]", *cells(result["summary"]))
+    out.print(table)
+    wrong = [r for r in result["questions"] if not r["correct"]]
+    for row in wrong:
+        out.print(f"  wrong: {row['id']}: {row['answer']}", soft_wrap=True, markup=False)
+    atomic_write_json(report, result)
+    out.print(f"report written to {report}")
+    if update_baseline:
+        atomic_write_json(baseline, result)
+        out.print(f"baseline updated: {baseline}")
+        return
+    if not baseline.is_file():
+        fail(f"no baseline at {baseline}; create one with --update-baseline")
+    try:
+        problems = compare_with_baseline(result, json.loads(baseline.read_text()))
+    except (ValueError, KeyError) as exc:
+        fail(f"the baseline {baseline} is not a valid report ({exc})")
+    if problems:
+        err.print(f"[bold red]regression[/] against {baseline}:")
+        for problem in problems:
+            err.print(f"  - {problem}", soft_wrap=True, markup=False)
+        raise typer.Exit(EXIT_REGRESSION)
+    out.print(f"no regression against {baseline}")
+
+
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks on XQuAD (German paragraphs, German and English questions).")
+app.add_typer(bench_app, name="bench")
+XQUAD_DEFAULT = Path("../shared/data/xquad-dev")
+
+
+@bench_app.command("retrieval")
+@friendly
+def bench_retrieval(xquad: Path = typer.Option(XQUAD_DEFAULT, "--xquad", help="Folder with xquad.de/en.dev.json."),
+                    limit: Optional[int] = typer.Option(None, help="Only the first N questions."),
+                    translate: bool = typer.Option(True, help="Also run the variants that translate English questions."),
+                    dense_weight: float = typer.Option(RetrievalSettings.dense_weight),
+                    lexical_weight: float = typer.Option(RetrievalSettings.lexical_weight),
+                    max_tokens: int = typer.Option(ChunkerSettings.max_tokens),
+                    overlap: int = typer.Option(ChunkerSettings.overlap_tokens),
+                    model: Optional[str] = ModelOption, embedder: Optional[str] = EmbedderOption,
+                    report: Optional[Path] = typer.Option(None, "--json", help="Also write the rows as JSON.")):
+    """Recall@1/3/5, MRR and latency per question language and retrieval variant."""
+    from rich.table import Table
+
+    from .bench import load_xquad, retrieval_benchmark
+    from .evaluation import latency_summary
+
+    if not (xquad / "xquad.de.dev.json").is_file():
+        fail(f"{xquad} has no xquad.de.dev.json")
+    data = load_xquad(xquad)
+    translator = None
+    if translate:
+        translator = pipeline.make_translator(model, progress=_assembly_progress()).translate
+    result = retrieval_benchmark(data, pipeline.make_embedder(embedder), translator,
+                                 RetrievalSettings(dense_weight=dense_weight, lexical_weight=lexical_weight),
+                                 ChunkerSettings(max_tokens, overlap), limit=limit,
+                                 on_progress=lambda message: err.print(message, style="dim"))
+    table = Table(title=f"Retrieval on XQuAD dev: {result.documents} paragraphs, {result.chunks} chunks, "
+                        f"{result.rows[0].questions} questions per language")
+    for column in ("variant", "lang", "R@1", "R@3", "R@5", "MRR", "median ms", "p95 ms"):
+        table.add_column(column, justify="left" if column in ("variant", "lang") else "right")
+    for row in result.rows:
+        table.add_row(row.variant, row.language, *(f"{row.recall[k]:.3f}" for k in (1, 3, 5)), f"{row.mrr:.3f}",
+                      f"{row.latency['median'] * 1000:.1f}", f"{row.latency['p95'] * 1000:.1f}")
+    out.print(table)
+    out.print(f"index build: {result.build_seconds:.1f} s for {result.documents} documents ({result.chunks} chunks)")
+    if result.translation_seconds:
+        t = latency_summary(result.translation_seconds)
+        out.print(f"translation of English questions: median {t['median']:.2f} s, p95 {t['p95']:.2f} s "
+                  "(cached translations cost ~0)")
+    if report:
+        from dataclasses import asdict
+
+        from .fileio import atomic_write_json
+
+        atomic_write_json(report, {"build_seconds": result.build_seconds, "chunks": result.chunks,
+                                   "rows": [asdict(r) for r in result.rows]})

@@ -20,3 +20,6 @@ def detect_language(text: str) -> str:
     german = sum(w in _GERMAN for w in words) + 2 * len(re.findall(r"[äöüß]", text.lower()))
     english = sum(w in _ENGLISH for w in words)
     return "de" if german > english else "en"
+
+
+LANGUAGE_NAMES = {"en": "English", "de": "German"}

@@ -47,3 +47,10 @@ def open_answerer(index_dir: Path, choice: ModelChoice = ModelChoice(),
     models = {"embedder": embedder.model_id, "embedder_sha256": getattr(embedder, "sha256", ""),
               "generator": generator.model_id, "generator_sha256": getattr(generator, "sha256", "")}
     return QuestionAnswerer(index, Retriever(index, embedder, retrieval), generator, answer, models)
+
+
+def make_translator(path: str | None = None, progress: Callable[[int, int], None] | None = None):
+    from .models import rag_home
+    from .translation import QueryTranslator
+
+    return QueryTranslator(make_generator(path, progress), "de", rag_home() / "translations.json")

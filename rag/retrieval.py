@@ -70,8 +70,8 @@ class Retriever:
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
     def search(self, query: str, k: int | None = None, lexical_query: str | None = None,
-               mode: str | None = None) -> RetrievalResult:
-        """Top-k chunks for `query`; `lexical_query` (e.g. a translation) replaces it for BM25."""
+               dense_query: str | None = None, mode: str | None = None) -> RetrievalResult:
+        """Top-k chunks for `query`; `lexical_query` / `dense_query` (e.g. a translation) replace it per retriever."""
         k = self.settings.k if k is None else k
         mode = mode or self.settings.mode
         limit = max(self.settings.candidates, k)
@@ -81,7 +81,7 @@ class Retriever:
         lexical_hits: list[tuple[int, float]] = []
         if mode in ("dense", "hybrid"):
             t = time.perf_counter()
-            dense_hits = self.dense(query, limit)
+            dense_hits = self.dense(dense_query or query, limit)
             seconds["dense"] = time.perf_counter() - t
         if mode in ("bm25", "hybrid"):
             t = time.perf_counter()

@@ -1,0 +1,156 @@
+"""Benchmarks on XQuAD (German paragraphs, the same questions in German and English).
+
+Each paragraph becomes one document, indexed exactly as `rag index` does it; every question is
+asked in both languages. Retrieval: recall@1/3/5 and MRR of the gold paragraph per question
+language and retrieval variant, query latency, index build time.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .chunking import ChunkerSettings
+from .embedding import Embedder
+from .evaluation import latency_summary, recall_at_k, reciprocal_rank
+from .index import build_index, open_index
+from .retrieval import RetrievalSettings, Retriever
+
+LANGUAGES = ("de", "en")
+
+
+@dataclass(frozen=True)
+class XQuADQuestion:
+    id: str
+    doc_id: str
+    question: dict[str, str]  # language -> question
+    answers: dict[str, list[str]]  # language -> gold answers
+
+
+@dataclass
+class XQuAD:
+    paragraphs: dict[str, str]  # doc_id -> German paragraph
+    questions: list[XQuADQuestion]
+
+
+def load_xquad(folder: Path) -> XQuAD:
+    """Read xquad.de.dev.json and xquad.en.dev.json (parallel: same ids, same order)."""
+    data = {lang: json.loads((Path(folder) / f"xquad.{lang}.dev.json").read_text())["data"] for lang in LANGUAGES}
+    paragraphs: dict[str, str] = {}
+    questions: list[XQuADQuestion] = []
+    for a, (article_de, article_en) in enumerate(zip(data["de"], data["en"])):
+        for p, (para_de, para_en) in enumerate(zip(article_de["paragraphs"], article_en["paragraphs"])):
+            doc_id = f"xquad-a{a:02d}-p{p:02d}"
+            paragraphs[doc_id] = para_de["context"]
+            english = {qa["id"]: qa for qa in para_en["qas"]}
+            for qa in para_de["qas"]:
+                en = english[qa["id"]]
+                questions.append(XQuADQuestion(qa["id"], doc_id, {"de": qa["question"], "en": en["question"]},
+                                               {"de": [x["text"] for x in qa["answers"]],
+                                                "en": [x["text"] for x in en["answers"]]}))
+    return XQuAD(paragraphs, questions)
+
+
+def write_corpus(xquad: XQuAD, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for doc_id, text in xquad.paragraphs.items():
+        path = folder / f"{doc_id}.txt"
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+    return folder
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How one retrieval variant queries: mode, and whether each retriever sees the translation."""
+
+    name: str
+    mode: str
+    lexical_translated: bool = False
+    dense_translated: bool = False
+
+
+VARIANTS = (
+    Variant("dense", "dense"),
+    Variant("bm25", "bm25"),
+    Variant("hybrid", "hybrid"),
+    Variant("dense+mt", "dense", dense_translated=True),
+    Variant("bm25+mt", "bm25", lexical_translated=True),
+    Variant("hybrid+mt", "hybrid", lexical_translated=True),
+    Variant("hybrid+mt-both", "hybrid", lexical_translated=True, dense_translated=True),
+)
+
+
+@dataclass
+class RetrievalRow:
+    variant: str
+    language: str
+    questions: int
+    recall: dict[int, float]
+    mrr: float
+    latency: dict[str, float]
+
+
+@dataclass
+class RetrievalReport:
+    rows: list[RetrievalRow]
+    build_seconds: float
+    chunks: int
+    documents: int
+    translation_seconds: list[float] = field(default_factory=list)
+
+
+def retrieval_benchmark(xquad: XQuAD, embedder: Embedder, translate: Callable[[str], str] | None,
+                        settings: RetrievalSettings = RetrievalSettings(),
+                        chunker: ChunkerSettings = ChunkerSettings(), variants: tuple[Variant, ...] = VARIANTS,
+                        limit: int | None = None, ks: tuple[int, ...] = (1, 3, 5),
+                        on_progress: Callable[[str], None] | None = None) -> RetrievalReport:
+    """Index the paragraphs afresh (timed), then run every variant over every question and language."""
+    questions = xquad.questions[:limit] if limit else xquad.questions
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = write_corpus(xquad, Path(tmp) / "docs")
+        started = time.perf_counter()
+        build_index([corpus], Path(tmp) / "index", embedder, chunker)
+        build_seconds = time.perf_counter() - started
+        index = open_index(Path(tmp) / "index", embedder.model_id)
+    retriever = Retriever(index, embedder, settings)
+    translation_seconds: list[float] = []
+    translations: dict[str, str] = {}
+    if translate and any(v.lexical_translated or v.dense_translated for v in variants):
+        for i, q in enumerate(questions):
+            started = time.perf_counter()
+            translations[q.id] = translate(q.question["en"])
+            translation_seconds.append(time.perf_counter() - started)
+            if on_progress and i % 25 == 0:
+                on_progress(f"translated {i + 1}/{len(questions)}")
+    rows = []
+    for variant in variants:
+        if (variant.lexical_translated or variant.dense_translated) and not translations:
+            continue
+        for lang in LANGUAGES:
+            recalls = {k: 0.0 for k in ks}
+            mrr = 0.0
+            seconds = []
+            for q in questions:
+                text = q.question[lang]
+                # German questions need no translation: the corpus is German.
+                translated = translations.get(q.id, text) if lang == "en" else text
+                started = time.perf_counter()
+                result = retriever.search(text, k=max(ks), mode=variant.mode,
+                                          lexical_query=translated if variant.lexical_translated else None,
+                                          dense_query=translated if variant.dense_translated else None)
+                seconds.append(time.perf_counter() - started)
+                ranked = [r.chunk.doc_id for r in result.chunks]
+                for k in ks:
+                    recalls[k] += recall_at_k(ranked, {q.doc_id}, k)
+                mrr += reciprocal_rank(ranked, {q.doc_id})
+            n = len(questions)
+            rows.append(RetrievalRow(variant.name, lang, n, {k: v / n for k, v in recalls.items()}, mrr / n,
+                                     latency_summary(seconds)))
+            if on_progress:
+                on_progress(f"{variant.name}/{lang}: R@5 {rows[-1].recall[max(ks)]:.3f}")
+    return RetrievalReport(rows, build_seconds, len(index.chunks), len(index.documents), translation_seconds)

@@ -1,0 +1,290 @@
+"""Evaluation metrics, one implementation for `rag eval` and the XQuAD benchmarks.
+
+>>> recall_at_k(["a", "b", "c"], {"b"}, 1), recall_at_k(["a", "b", "c"], {"b"}, 2)
+(0.0, 1.0)
+>>> reciprocal_rank(["a", "b", "b"], {"b"})
+0.5
+>>> round(token_f1("mehr als 20 Abkommen", "mehr als 20"), 3)
+0.857
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import string
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import RagError
+
+# SQuAD normalisation, with German articles removed too.
+_ARTICLES = re.compile(r"\b(a|an|the|der|die|das|den|dem|des|ein|eine|einer|eines|einem|einen)\b")
+_PUNCT = set(string.punctuation) | set("„“”«»‚‘’–—…")
+
+
+def normalize_answer(text: str) -> str:
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def exact_match(prediction: str, gold: str) -> float:
+    return float(normalize_answer(prediction) == normalize_answer(gold))
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if not pred or not ref or not common:
+        return float(pred == ref)
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def contains_answer(prediction: str, gold: str) -> float:
+    return float(normalize_answer(gold) in normalize_answer(prediction))
+
+
+def best_over(metric, prediction: str, golds: list[str]) -> float:
+    return max((metric(prediction, g) for g in golds), default=0.0)
+
+
+def recall_at_k(ranked_ids: list[str], gold_ids: set[str], k: int) -> float:
+    """Share of gold ids among the first k ranked ids (1.0 when the only gold id is there)."""
+    if not gold_ids:
+        return 0.0
+    return len(gold_ids & set(ranked_ids[:k])) / len(gold_ids)
+
+
+def reciprocal_rank(ranked_ids: list[str], gold_ids: set[str]) -> float:
+    for rank, item in enumerate(ranked_ids, start=1):
+        if item in gold_ids:
+            return 1.0 / rank
+    return 0.0
+
+
+def latency_summary(seconds: list[float]) -> dict[str, float]:
+    if not seconds:
+        return {"median": 0.0, "p95": 0.0}
+    ordered = sorted(seconds)
+    return {"median": statistics.median(ordered), "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]}
+
+
+# --- numbers with qualifiers, in digits or English and German words
+
+_UNITS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+          "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
+          "seventeen": 17, "eighteen": 18, "nineteen": 19,
+          "eins": 1, "ein": 1, "eine": 1, "zwei": 2, "drei": 3, "vier": 4, "fünf": 5, "sechs": 6, "sieben": 7,
+          "acht": 8, "neun": 9, "zehn": 10, "elf": 11, "zwölf": 12, "dreizehn": 13, "vierzehn": 14,
+          "fünfzehn": 15, "sechzehn": 16, "siebzehn": 17, "achtzehn": 18, "neunzehn": 19}
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+         "ninety": 90, "zwanzig": 20, "dreißig": 30, "dreissig": 30, "vierzig": 40, "fünfzig": 50, "sechzig": 60,
+         "siebzig": 70, "achtzig": 80, "neunzig": 90}
+QUALIFIERS = {
+    "more than": ("more than", "over", "upwards of", "mehr als", "über"),
+    "at least": ("at least", "mindestens", "wenigstens"),
+    "about": ("about", "around", "approximately", "roughly", "some", "rund", "etwa", "ungefähr", "circa", "ca"),
+    "less than": ("less than", "fewer than", "under", "weniger als", "unter"),
+    "nearly": ("nearly", "almost", "fast", "knapp", "beinahe"),
+}
+
+
+def word_number(word: str) -> int | None:
+    """'26', 'twenty-six', 'sechsundzwanzig', 'zwanzig' -> int; None when it is no number."""
+    word = word.lower().strip(".")
+    if word.isdigit():
+        return int(word)
+    if word in _UNITS and word not in ("ein", "eine"):  # German articles are not the number one
+        return _UNITS[word]
+    if word in _TENS:
+        return _TENS[word]
+    for tens, value in _TENS.items():
+        if word.startswith(tens + "-") and word[len(tens) + 1:] in _UNITS:
+            return value + _UNITS[word[len(tens) + 1:]]
+        if word.endswith("und" + tens) and word[: -len(tens) - 3] in _UNITS:
+            return value + _UNITS[word[: -len(tens) - 3]]
+    return None
+
+
+def numbers_with_qualifiers(text: str) -> list[tuple[int, str | None]]:
+    """Each number in `text` with the qualifier right before it.
+
+    >>> numbers_with_qualifiers("Mehr als 20 Abkommen, twenty-six leaders")
+    [(20, 'more than'), (26, None)]
+    """
+    words = re.findall(r"[\w.-]+", text.lower().replace("twenty six", "twenty-six"))
+    found = []
+    for i, word in enumerate(words):
+        value = word_number(word.replace(",", ""))
+        if value is None:
+            continue
+        before = " ".join(words[max(0, i - 3):i])
+        qualifier = next((name for name, phrases in QUALIFIERS.items()
+                          if any(re.search(rf"\b{re.escape(p)}$", before) for p in phrases)), None)
+        found.append((value, qualifier))
+    return found
+
+
+def number_matches(prediction: str, value: int, qualifier: str | None) -> bool:
+    return any(v == value and q == qualifier for v, q in numbers_with_qualifiers(prediction))
+
+
+def alias_present(prediction: str, alias: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(normalize_answer(alias))}(?!\w)", normalize_answer(prediction)) is not None
+
+
+# --- the seed evaluation set and the regression gate
+
+REPORT_VERSION = 1
+EXIT_REGRESSION = 1
+# How far a summary metric may fall below the baseline before the gate fails. Answers are
+# deterministic, so the only slack is for metrics averaged over few citations.
+TOLERANCES = {
+    "answer_accuracy": 0.0,
+    "retrieval_hit": 0.0,
+    "recall_at_k": 0.0,
+    "citation_precision": 0.02,
+    "citation_recall": 0.02,
+    "verified_rate": 0.0,
+    "abstained_on_unanswerable": 0.0,
+    "answered_answerable": 0.0,
+}
+
+
+@dataclass(frozen=True)
+class EvalQuestion:
+    id: str
+    question: str
+    lang: str
+    answerable: bool
+    answers: list[str]
+    sources: list[str]
+    tags: list[str]
+    number: dict | None = None
+    all_of: list[list[str]] | None = None
+
+
+def load_eval_set(path: Path) -> list[EvalQuestion]:
+    questions = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            questions.append(EvalQuestion(**json.loads(line)))
+        except (ValueError, TypeError) as exc:
+            raise RagError(f"{path}:{n}: not a valid evaluation question ({exc})") from None
+    if not questions:
+        raise RagError(f"{path} holds no questions")
+    return questions
+
+
+def answer_is_correct(q: EvalQuestion, answer: str, abstained: bool) -> bool:
+    if not q.answerable:
+        return abstained
+    if abstained:
+        return False
+    if q.number:
+        return number_matches(answer, q.number["value"], q.number.get("qualifier"))
+    if q.all_of:
+        return all(any(alias_present(answer, a) for a in group) for group in q.all_of)
+    return any(alias_present(answer, a) for a in q.answers)
+
+
+def score_question(q: EvalQuestion, answer: dict, k: int) -> dict:
+    """Per-question scores from an answer in the `rag ask --json` schema (None: not applicable)."""
+    ranked = [r["doc_id"] for r in answer["retrieved"]]
+    sources = set(q.sources)
+    shown = [c for c in answer["citations"] if c["verified"]]
+    cited = {c["doc_id"] for c in shown}
+    return {
+        "id": q.id,
+        "correct": answer_is_correct(q, answer["answer"], answer["abstained"]),
+        "abstained": answer["abstained"],
+        "answer": answer["answer"],
+        "retrieval_hit": float(bool(sources & set(ranked[:k]))) if sources else None,
+        "recall_at_k": recall_at_k(ranked, sources, k) if sources else None,
+        "citation_precision": (sum(c["doc_id"] in sources for c in shown) / len(shown)) if shown and sources else None,
+        "citation_recall": (len(cited & sources) / len(sources)) if sources else None,
+        "verified_rate": (len(shown) / len(answer["citations"])) if answer["citations"] else None,
+        "abstained_on_unanswerable": float(answer["abstained"]) if not q.answerable else None,
+        "answered_answerable": float(not answer["abstained"]) if q.answerable else None,
+        "seconds": answer["timings"].get("total", 0.0),
+    }
+
+
+def summarize(rows: list[dict]) -> dict:
+    def mean(key):
+        values = [r[key] for r in rows if r.get(key) is not None]
+        return round(sum(values) / len(values), 4) if values else None
+
+    summary = {"questions": len(rows), "answer_accuracy": mean("correct")}
+    summary.update({key: mean(key) for key in TOLERANCES if key != "answer_accuracy"})
+    summary["seconds_per_question"] = mean("seconds")
+    return summary
+
+
+def by_tag(rows: list[dict], questions: list[EvalQuestion]) -> dict[str, dict]:
+    tags = sorted({t for q in questions for t in q.tags})
+    tagged = {q.id: set(q.tags) for q in questions}
+    return {tag: summarize([r for r in rows if tag in tagged[r["id"]]]) for tag in tags}
+
+
+def compare_with_baseline(report: dict, baseline: dict) -> list[str]:
+    """What regressed: summary metrics below tolerance, and questions that were right and are now wrong."""
+    problems = []
+    for metric, tolerance in TOLERANCES.items():
+        old, new = baseline["summary"].get(metric), report["summary"].get(metric)
+        if old is not None and (new is None or new < old - tolerance - 1e-9):
+            problems.append(f"{metric} fell from {old:.3f} to {new if new is None else format(new, '.3f')}")
+    before = {r["id"]: r["correct"] for r in baseline["questions"]}
+    for row in report["questions"]:
+        if before.get(row["id"]) and not row["correct"]:
+            problems.append(f"question {row['id']} was answered correctly and now is not: {row['answer']!r}")
+    return problems
+
+
+def without_timings(report: dict) -> dict:
+    """The report with everything that depends on the clock removed (for determinism checks)."""
+    clean = json.loads(json.dumps(report))
+    clean.pop("created_at", None)
+    clean.pop("wall_seconds", None)
+    for row in clean["questions"]:
+        row.pop("seconds", None)
+    for section in [clean["summary"], *clean["tags"].values()]:
+        section.pop("seconds_per_question", None)
+    return clean
+
+
+def run_eval(answerer, questions: list[EvalQuestion], on_done=None) -> dict:
+    """Answer every question with one loaded answerer and build the report."""
+    from dataclasses import asdict
+    from datetime import datetime, timezone
+
+    from .fileio import sha256_file
+    from .index import _live_generation
+
+    started = time.perf_counter()
+    k = answerer.settings.k
+    rows = []
+    for q in questions:
+        answer = answerer.ask(q.question).to_json()
+        rows.append(score_question(q, answer, k))
+        if on_done:
+            on_done(rows[-1])
+    gen = _live_generation(answerer.index.path)
+    return {
+        "format_version": REPORT_VERSION,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "wall_seconds": round(time.perf_counter() - started, 2),
+        "models": answerer.models,
+        "index": {"manifest_sha256": sha256_file(gen / "manifest.json") if gen else None,
+                  "embedder": answerer.index.manifest.embedder, "chunker": answerer.index.manifest.chunker},
+        "settings": {"retrieval": asdict(answerer.retriever.settings), "answer": asdict(answerer.settings)},
+        "summary": summarize(rows),
+        "tags": by_tag(rows, questions),
+        "questions": rows,
+    }

@@ -1,0 +1,97 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from fakes import FakeEmbedder, FakeGenerator
+from rag import pipeline
+from rag.cli import app
+from rag.evaluation import (EvalQuestion, answer_is_correct, compare_with_baseline, load_eval_set,
+                            number_matches, numbers_with_qualifiers, score_question, token_f1, without_timings)
+from conftest import ROOT
+
+
+@pytest.mark.parametrize("text, value, qualifier, expected", [
+    ("More than 20 agreements were signed.", 20, "more than", True),
+    ("20 agreements were signed.", 20, "more than", False),
+    ("Es wurden mehr als zwanzig Abkommen unterzeichnet.", 20, "more than", True),
+    ("über 20 Abkommen", 20, "more than", True),
+    ("sechsundzwanzig Staats- und Regierungschefs", 26, None, True),
+    ("twenty-six leaders", 26, None, True),
+    ("about 26 leaders", 26, None, False),
+    ("Zum 80. Jahrestag", 80, None, True),
+])
+def test_numbers_understand_words_digits_and_qualifiers(text, value, qualifier, expected):
+    assert number_matches(text, value, qualifier) is expected
+
+
+def test_german_article_ein_is_not_the_number_one():
+    assert numbers_with_qualifiers("Ein Treffen in Peking") == []
+
+
+def test_token_f1_drops_german_articles():
+    assert token_f1("die Panthers", "Panthers") == 1.0
+
+
+def test_correctness_rules():
+    listed = EvalQuestion("l", "?", "en", True, [], ["d"], ["list"], all_of=[["Peking", "Beijing"], ["Moskau"]])
+    assert answer_is_correct(listed, "Beijing and Moskau", False)
+    assert not answer_is_correct(listed, "Beijing only", False)
+    none = EvalQuestion("u", "?", "en", False, [], [], ["unanswerable"])
+    assert answer_is_correct(none, "The sources do not answer this question.", True)
+    assert not answer_is_correct(none, "26", False)
+
+
+def test_scores_citations_and_retrieval_against_sources():
+    q = EvalQuestion("a", "?", "en", True, ["Moskau"], ["B"], ["entity"])
+    answer = {"answer": "Moskau [1]", "abstained": False, "timings": {"total": 1.0},
+              "retrieved": [{"doc_id": "A"}, {"doc_id": "B"}],
+              "citations": [{"doc_id": "B", "verified": True}, {"doc_id": "A", "verified": False}]}
+    row = score_question(q, answer, k=1)
+    assert row["correct"] and row["retrieval_hit"] == 0.0
+    assert score_question(q, answer, k=2)["retrieval_hit"] == 1.0
+    assert row["citation_precision"] == 1.0 and row["citation_recall"] == 1.0 and row["verified_rate"] == 0.5
+
+
+def test_gate_names_metric_drops_and_flipped_questions():
+    base = {"summary": {"answer_accuracy": 1.0, "citation_precision": 1.0}, "questions": [{"id": "a", "correct": True}]}
+    new = {"summary": {"answer_accuracy": 0.5, "citation_precision": 0.99}, "questions": [{"id": "a", "correct": False, "answer": "x"}]}
+    problems = compare_with_baseline(new, base)
+    assert any("answer_accuracy fell from 1.000 to 0.500" in p for p in problems)
+    assert any("question a was answered correctly" in p for p in problems)
+    assert not any("citation_precision" in p for p in problems)  # within tolerance
+
+
+def test_the_committed_evaluation_set_meets_its_spec():
+    questions = load_eval_set(ROOT / "eval" / "questions.jsonl")
+    tags = [t for q in questions for t in q.tags]
+    assert len(questions) >= 30
+    assert tags.count("unanswerable") >= 5 and tags.count("german") >= 8 and tags.count("multi-doc") >= 3
+    assert all(q.answerable == bool(q.sources) for q in questions)
+    assert len({q.id for q in questions}) == len(questions)
+    for q in questions:
+        if q.answerable:
+            assert q.answers or q.all_of or q.number, q.id
+
+
+def test_eval_cli_passes_then_fails_on_regression(monkeypatch, seeds, tmp_path):
+    """The whole gate with fake models: baseline, a clean rerun (exit 0), and k=0 (exit 1)."""
+    monkeypatch.setattr(pipeline, "make_embedder", lambda path=None: FakeEmbedder(max_tokens=256))
+    monkeypatch.setattr(pipeline, "make_generator", lambda path=None, progress=None: FakeGenerator(
+        lambda messages: "Moskau [1]." if "Moskau" in messages[1]["content"] else "NOT IN SOURCES"))
+    runner = CliRunner()
+    qset = tmp_path / "q.jsonl"
+    qset.write_text(json.dumps({"id": "city", "question": "Wohin lud Putin Xi zum Staatsbesuch ein?", "lang": "de",
+                                "answerable": True, "answers": ["Moskau"], "sources": ["003_f1e7237187863abb"],
+                                "tags": ["german"]}) + "\n")
+    common = ["--set", qset, "--index", tmp_path / "idx", "--baseline", tmp_path / "base.json"]
+    assert runner.invoke(app, ["index", str(seeds), "--index", str(tmp_path / "idx")]).exit_code == 0
+    first = runner.invoke(app, ["eval", *map(str, common), "--report", str(tmp_path / "r1.json"), "--update-baseline"])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(app, ["eval", *map(str, common), "--report", str(tmp_path / "r2.json")])
+    assert second.exit_code == 0 and "no regression" in second.stdout
+    r1, r2 = (json.loads((tmp_path / f).read_text()) for f in ("r1.json", "r2.json"))
+    assert without_timings(r1) == without_timings(r2)
+    broken = runner.invoke(app, ["eval", *map(str, common), "--report", str(tmp_path / "r3.json"), "--k", "0"])
+    assert broken.exit_code == 1
+    assert "question city was answered correctly and now is not" in broken.stderr
