@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from .chunking import Chunk
@@ -63,7 +63,7 @@ class Answer:
     models: dict[str, str]
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    extra: dict = field(default_factory=dict)
+    search_query: str | None = None  # the question as translated for lexical search
 
     @property
     def truncated(self) -> bool:
@@ -71,12 +71,12 @@ class Answer:
 
     def to_json(self) -> dict:
         return {
-            **self.extra,
             "question": self.question,
             "answer": self.answer,
             "abstained": self.abstained,
             "language": self.language,
             "truncated": self.truncated,
+            "search_query": self.search_query,
             "citations": [c.to_dict() for c in self.citations],
             "invented_citations": self.invented_citations,
             "retrieved": [{"doc_id": r.chunk.doc_id, "chunk_id": r.chunk.chunk_id, "score": round(r.score, 6),
@@ -171,7 +171,8 @@ class QuestionAnswerer:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         result = self.retriever.search(question, k=self.settings.k if k is None else k)
-        timings["retrieval"] = time.perf_counter() - started
+        timings["translation"] = result.seconds.get("translation", 0.0)
+        timings["retrieval"] = time.perf_counter() - started - timings["translation"]
         t = time.perf_counter()
         sources = self.fit_sources(question, result.chunks, language)
         timings["prompt_building"] = time.perf_counter() - t
@@ -190,4 +191,4 @@ class QuestionAnswerer:
         timings["total"] = time.perf_counter() - started
         return Answer(question, text, abstained, language, citations, invented, result.chunks, len(sources),
                       generation.finish_reason, timings, self.models, generation.prompt_tokens,
-                      generation.completion_tokens)
+                      generation.completion_tokens, search_query=result.lexical_query)

@@ -104,7 +104,7 @@ class RetrievalReport:
     translation_seconds: list[float] = field(default_factory=list)
 
 
-def retrieval_benchmark(xquad: XQuAD, embedder: Embedder, translate: Callable[[str], str] | None,
+def retrieval_benchmark(xquad: XQuAD, embedder: Embedder, translate: Callable[[str, str], str] | None,
                         settings: RetrievalSettings = RetrievalSettings(),
                         chunker: ChunkerSettings = ChunkerSettings(), variants: tuple[Variant, ...] = VARIANTS,
                         limit: int | None = None, ks: tuple[int, ...] = (1, 3, 5),
@@ -123,7 +123,7 @@ def retrieval_benchmark(xquad: XQuAD, embedder: Embedder, translate: Callable[[s
     if translate and any(v.lexical_translated or v.dense_translated for v in variants):
         for i, q in enumerate(questions):
             started = time.perf_counter()
-            translations[q.id] = translate(q.question["en"])
+            translations[q.id] = translate(q.question["en"], "de")
             translation_seconds.append(time.perf_counter() - started)
             if on_progress and i % 25 == 0:
                 on_progress(f"translated {i + 1}/{len(questions)}")

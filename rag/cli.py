@@ -276,6 +276,79 @@ def evaluate(question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--
     out.print(f"no regression against {baseline}")
 
 
+@app.command()
+@friendly
+def chat(index_dir: Path = IndexOption,
+         k: int = KOption,
+         model: Optional[str] = ModelOption,
+         embedder: Optional[str] = EmbedderOption,
+         retrieval: str = RetrievalOption):
+    """A conversation: answers stream, verified sources follow, follow-up questions are understood."""
+    from .chat import ChatSession
+    from .models import rag_home
+
+    answerer = _open(index_dir, model, embedder, retrieval, k)
+    session = ChatSession(answerer, k=k)
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if interactive:
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.history import FileHistory
+
+        rag_home().mkdir(parents=True, exist_ok=True)
+        prompt = PromptSession(history=FileHistory(str(rag_home() / "chat_history")))
+
+        def read() -> str:
+            return prompt.prompt("› ")
+
+        err.print("loading models…", style="dim")
+    else:
+        def read() -> str:
+            line = sys.stdin.readline()
+            if not line:
+                raise EOFError
+            return line
+
+    answerer.warm_up()
+    if interactive:
+        out.print("Ask about the indexed articles in English or German. /help lists commands; Ctrl-D leaves.")
+
+    def show(piece: str) -> None:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    while True:
+        try:
+            line = read().strip()
+        except EOFError:
+            break
+        except KeyboardInterrupt:
+            continue  # Ctrl-C at the prompt clears the line, as in a shell
+        if not line:
+            continue
+        if line.startswith("/"):
+            reply = session.command(line)
+            if reply is None:
+                break
+            out.print(reply, markup=False, soft_wrap=True)
+            continue
+        if not interactive:
+            out.print(f"› {line}", markup=False, soft_wrap=True)
+        try:
+            answer = session.ask(line, on_token=show,
+                                 on_rewrite=lambda q: out.print(f"(searching: {q})", style="dim", markup=False,
+                                                                soft_wrap=True))
+        except KeyboardInterrupt:
+            sys.stdout.write("\n")
+            err.print("(stopped)")
+            continue
+        if answer.abstained:
+            sys.stdout.write(answer.answer)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        print_answer_sources(answer)
+        out.print()
+
+
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks on XQuAD (German paragraphs, German and English questions).")
 app.add_typer(bench_app, name="bench")
 XQUAD_DEFAULT = Path("../shared/data/xquad-dev")

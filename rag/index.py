@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -30,6 +31,7 @@ from .documents import Document, load_documents
 from .embedding import Embedder
 from .errors import IndexMismatchError, RagError
 from .fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, fsync_dir, sha256_bytes
+from .language import detect_language
 from .lexical import BM25Index
 
 FORMAT_VERSION = 1
@@ -45,6 +47,7 @@ class Manifest:
     chunk_count: int
     created_at: str
     rag_version: str
+    language: str = "de"  # the corpus language: questions in another language get translated
 
     def built_from(self, embedder_id: str, settings: ChunkerSettings, documents: dict) -> bool:
         """True when this index was built from exactly these documents, embedder and chunker."""
@@ -159,6 +162,7 @@ def build_index(paths: list[Path], index_dir: Path, embedder: Embedder,
         chunk_count=len(chunks),
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         rag_version=__version__,
+        language=Counter(detect_language(d.text[:3000]) for d in loaded.documents).most_common(1)[0][0],
     )
     dense = faiss.IndexFlatIP(manifest.embedder["dimension"])
     if chunks:

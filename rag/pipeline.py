@@ -14,8 +14,9 @@ from .answering import AnswerSettings, QuestionAnswerer
 from .embedding import Embedder, SentenceTransformerEmbedder
 from .generation import Generator, LlamaGenerator
 from .index import open_index
-from .models import cached_sha256, resolve_embedder_path, resolve_model_path
+from .models import cached_sha256, rag_home, resolve_embedder_path, resolve_model_path
 from .retrieval import RetrievalSettings, Retriever
+from .translation import QueryTranslator
 
 DEFAULT_INDEX = Path("indexes/seeds")
 DEFAULT_SEEDS = Path("seeds")
@@ -44,13 +45,12 @@ def open_answerer(index_dir: Path, choice: ModelChoice = ModelChoice(),
     embedder = make_embedder(choice.embedder)
     index = open_index(index_dir, embedder.model_id)
     generator = make_generator(choice.model, progress)
+    translator = QueryTranslator(generator, rag_home() / "translations.json")
     models = {"embedder": embedder.model_id, "embedder_sha256": getattr(embedder, "sha256", ""),
               "generator": generator.model_id, "generator_sha256": getattr(generator, "sha256", "")}
-    return QuestionAnswerer(index, Retriever(index, embedder, retrieval), generator, answer, models)
+    return QuestionAnswerer(index, Retriever(index, embedder, retrieval, translator.translate), generator, answer, models)
 
 
-def make_translator(path: str | None = None, progress: Callable[[int, int], None] | None = None):
-    from .models import rag_home
-    from .translation import QueryTranslator
 
-    return QueryTranslator(make_generator(path, progress), "de", rag_home() / "translations.json")
+def make_translator(path: str | None = None, progress: Callable[[int, int], None] | None = None) -> QueryTranslator:
+    return QueryTranslator(make_generator(path, progress), rag_home() / "translations.json")

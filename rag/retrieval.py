@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .chunking import Chunk
 from .embedding import Embedder
 from .index import Index
+from .language import detect_language
 
 MODES = ("dense", "bm25", "hybrid")
 
@@ -43,6 +45,7 @@ class RetrievedChunk:
 class RetrievalResult:
     chunks: list[RetrievedChunk]
     seconds: dict[str, float] = field(default_factory=dict)
+    lexical_query: str | None = None  # what BM25 searched, when it was not the question itself
 
 
 def rrf(rankings: list[list[int]], weights: list[float], k: int) -> list[tuple[int, float]]:
@@ -55,12 +58,27 @@ def rrf(rankings: list[list[int]], weights: list[float], k: int) -> list[tuple[i
 
 
 class Retriever:
-    """Searches one index with the embedder it was built with."""
+    """Searches one index with the embedder it was built with.
 
-    def __init__(self, index: Index, embedder: Embedder, settings: RetrievalSettings = RetrievalSettings()):
+    With a `translate` function, a question in another language than the corpus is translated
+    for lexical search (BM25 cannot match "agreements" with "Abkommen"); dense search keeps the
+    original question.
+    """
+
+    def __init__(self, index: Index, embedder: Embedder, settings: RetrievalSettings = RetrievalSettings(),
+                 translate: Callable[[str, str], str] | None = None):
         self.index = index
         self.embedder = embedder
         self.settings = settings
+        self.translate = translate
+
+    def query_for_corpus(self, query: str) -> tuple[str | None, float]:
+        """The query in the corpus language (None when it already is), and the seconds it took."""
+        if self.translate is None or detect_language(query) == self.index.manifest.language:
+            return None, 0.0
+        started = time.perf_counter()
+        translated = self.translate(query, self.index.manifest.language)
+        return translated, time.perf_counter() - started
 
     def dense(self, query: str, limit: int) -> list[tuple[int, float]]:
         if not self.index.chunks:
@@ -76,6 +94,8 @@ class Retriever:
         mode = mode or self.settings.mode
         limit = max(self.settings.candidates, k)
         seconds: dict[str, float] = {}
+        if lexical_query is None and mode != "dense":
+            lexical_query, seconds["translation"] = self.query_for_corpus(query)
         ranked: list[tuple[int, float]]
         dense_hits: list[tuple[int, float]] = []
         lexical_hits: list[tuple[int, float]] = []
@@ -96,4 +116,4 @@ class Retriever:
                          [self.settings.dense_weight, self.settings.lexical_weight], self.settings.rrf_k)
         chunks = [RetrievedChunk(self.index.chunks[i], score, rank)
                   for rank, (i, score) in enumerate(ranked[:k], start=1)]
-        return RetrievalResult(chunks, seconds)
+        return RetrievalResult(chunks, seconds, lexical_query)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 from .fileio import atomic_write_json
@@ -19,12 +18,10 @@ SYSTEM = ("Translate the user's question into {language}. Keep names as they are
 
 
 class QueryTranslator:
-    def __init__(self, generator: Generator, target: str = "de", cache_file: Path | None = None):
+    def __init__(self, generator: Generator, cache_file: Path | None = None):
         self.generator = generator
-        self.target = target
         self.cache_file = cache_file
         self._cache: dict[str, str] | None = None
-        self.last_seconds = 0.0
 
     def _load_cache(self) -> dict[str, str]:
         if self._cache is None:
@@ -34,17 +31,15 @@ class QueryTranslator:
                 self._cache = {}
         return self._cache
 
-    def translate(self, text: str) -> str:
-        """`text` in the target language; from the cache when it was translated before."""
+    def translate(self, text: str, target: str) -> str:
+        """`text` in the `target` language ("de", "en"); from the cache when it was translated before."""
         cache = self._load_cache()
-        key = f"{self.generator.model_id}|{self.target}|{text.strip()}"
-        started = time.perf_counter()
+        key = f"{self.generator.model_id}|{target}|{text.strip()}"
         if key not in cache:
-            messages = [{"role": "system", "content": SYSTEM.format(language=LANGUAGE_NAMES[self.target])},
+            messages = [{"role": "system", "content": SYSTEM.format(language=LANGUAGE_NAMES[target])},
                         {"role": "user", "content": text.strip()}]
             reply = self.generator.generate(messages, max_tokens=80).text
             cache[key] = re.sub(r"\s+", " ", reply).strip().strip('"') or text
             if self.cache_file:
                 atomic_write_json(self.cache_file, cache)
-        self.last_seconds = time.perf_counter() - started
         return cache[key]

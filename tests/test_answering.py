@@ -80,3 +80,19 @@ def test_prompt_numbers_sources_and_names_the_answer_language(seeds, tmp_path):
     messages = build_messages("Wie viele?", chunks, answerer.index.documents, "de")
     assert "[1] (2025-09-02)" in messages[1]["content"] and "[2]" in messages[1]["content"]
     assert messages[1]["content"].rstrip().endswith("Answer in German, citing sources like [1].")
+
+
+def test_a_question_in_another_language_is_translated_for_lexical_search_only(seeds, tmp_path):
+    calls = []
+
+    def translate(text, target):
+        calls.append((text, target))
+        return "Wie viele Kooperationsabkommen unterzeichneten beide Seiten?"
+
+    answerer = make_answerer(seeds, tmp_path, FakeGenerator("Mehr als 20 [1]."))
+    answerer.retriever.translate = translate
+    english = answerer.ask("How many agreements were signed?")
+    assert calls == [("How many agreements were signed?", "de")]
+    assert english.search_query.startswith("Wie viele") and english.retrieved[0].chunk.doc_id == AGREEMENTS_DOC
+    answerer.ask("Wie viele Abkommen wurden unterzeichnet?")
+    assert len(calls) == 1, "a German question over a German corpus is not translated"
