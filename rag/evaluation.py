@@ -95,7 +95,7 @@ QUALIFIERS = {
 
 def word_number(word: str) -> int | None:
     """'26', 'twenty-six', 'sechsundzwanzig', 'zwanzig' -> int; None when it is no number."""
-    word = word.lower().strip(".")
+    word = re.sub(r"^(\d+)(st|nd|rd|th)$", r"\1", word.lower().strip("."))  # "80th" is 80
     if word.isdigit():
         return int(word)
     if word in _UNITS and word not in ("ein", "eine"):  # German articles are not the number one

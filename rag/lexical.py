@@ -97,6 +97,15 @@ class BM25Index:
                 scores[i] = scores.get(i, 0.0) + idf * tf * (self.k1 + 1) / norm
         return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
 
+    def feedback_terms(self, texts: list[str], count: int) -> list[str]:
+        """The `count` terms of `texts` with the highest tf-idf (for pseudo-relevance feedback)."""
+        n = len(self.lengths)
+        weights: Counter = Counter()
+        for text in texts:
+            for term, tf in Counter(analyze(text)).items():
+                weights[term] += tf * math.log(n / len(self.postings.get(term, [0])))
+        return [term for term, _ in weights.most_common(count)]
+
     def to_json(self) -> dict:
         return {"version": LEXICAL_VERSION, "analyzer": ANALYZER, "k1": self.k1, "b": self.b,
                 "lengths": self.lengths, "postings": self.postings}

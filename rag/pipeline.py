@@ -13,7 +13,7 @@ from typing import Callable
 from .answering import AnswerSettings, QuestionAnswerer
 from .embedding import Embedder, SentenceTransformerEmbedder
 from .generation import Generator, LlamaGenerator
-from .index import open_index
+from .index import Index, open_index
 from .models import cached_sha256, rag_home, resolve_embedder_path, resolve_model_path
 from .retrieval import RetrievalSettings, Retriever
 from .translation import QueryTranslator
@@ -42,14 +42,20 @@ class ModelChoice:
 def open_answerer(index_dir: Path, choice: ModelChoice = ModelChoice(),
                   retrieval: RetrievalSettings = RetrievalSettings(), answer: AnswerSettings = AnswerSettings(),
                   progress: Callable[[int, int], None] | None = None) -> QuestionAnswerer:
+    """An answerer over the index at `index_dir`, refusing it if it was built with another embedder."""
     embedder = make_embedder(choice.embedder)
     index = open_index(index_dir, embedder.model_id)
-    generator = make_generator(choice.model, progress)
+    return answerer_for(index, embedder, make_generator(choice.model, progress), retrieval, answer)
+
+
+def answerer_for(index: Index, embedder: Embedder, generator: Generator,
+                 retrieval: RetrievalSettings = RetrievalSettings(),
+                 answer: AnswerSettings = AnswerSettings()) -> QuestionAnswerer:
     translator = QueryTranslator(generator, rag_home() / "translations.json")
     models = {"embedder": embedder.model_id, "embedder_sha256": getattr(embedder, "sha256", ""),
               "generator": generator.model_id, "generator_sha256": getattr(generator, "sha256", "")}
-    return QuestionAnswerer(index, Retriever(index, embedder, retrieval, translator.translate), generator, answer, models)
-
+    return QuestionAnswerer(index, Retriever(index, embedder, retrieval, translator.translate), generator, answer,
+                            models)
 
 
 def make_translator(path: str | None = None, progress: Callable[[int, int], None] | None = None) -> QueryTranslator:

@@ -20,18 +20,29 @@ MODES = ("dense", "bm25", "hybrid")
 
 @dataclass(frozen=True)
 class RetrievalSettings:
+    """Defaults measured on the XQuAD development half (`rag bench retrieval`).
+
+    BM25 on German questions is far stronger than the English-trained embedder, so it weighs 3x
+    in fusion; for a translated question BM25 only sees an imperfect translation, so both weigh
+    the same. Pseudo-relevance feedback adds the most distinctive terms of the first few hits
+    to a second BM25 pass.
+    """
+
     mode: str = "hybrid"
-    k: int = 4
+    k: int = 5
     candidates: int = 50  # per retriever, before fusion
     dense_weight: float = 1.0
-    lexical_weight: float = 1.0
+    lexical_weight: float = 3.0
+    translated_lexical_weight: float = 1.0
+    feedback_chunks: int = 3
+    feedback_terms: int = 10
     rrf_k: int = 60
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"retrieval mode must be one of {', '.join(MODES)}, not {self.mode!r}")
-        if self.k < 0 or self.candidates < 1:
-            raise ValueError("k must be >= 0 and candidates >= 1")
+        if self.k < 0 or self.candidates < 1 or self.feedback_chunks < 0 or self.feedback_terms < 0:
+            raise ValueError("k, feedback_chunks and feedback_terms must be >= 0 and candidates >= 1")
 
 
 @dataclass(frozen=True)
@@ -112,8 +123,19 @@ class Retriever:
         elif mode == "bm25":
             ranked = lexical_hits
         else:
-            ranked = rrf([[i for i, _ in dense_hits], [i for i, _ in lexical_hits]],
-                         [self.settings.dense_weight, self.settings.lexical_weight], self.settings.rrf_k)
+            weights = [self.settings.dense_weight, self.settings.lexical_weight if lexical_query is None
+                       else self.settings.translated_lexical_weight]
+            rankings = [[i for i, _ in dense_hits], [i for i, _ in lexical_hits]]
+            ranked = rrf(rankings, weights, self.settings.rrf_k)
+            if self.settings.feedback_chunks and self.settings.feedback_terms and ranked:
+                t = time.perf_counter()
+                expansion = self.index.lexical.feedback_terms(
+                    [self.index.chunks[i].text for i, _ in ranked[:self.settings.feedback_chunks]],
+                    self.settings.feedback_terms)
+                rankings.append([i for i, _ in self.index.lexical.search(
+                    f"{lexical_query or query} {' '.join(expansion)}", limit)])
+                ranked = rrf(rankings, weights + [weights[1]], self.settings.rrf_k)
+                seconds["feedback"] = time.perf_counter() - t
         chunks = [RetrievedChunk(self.index.chunks[i], score, rank)
                   for rank, (i, score) in enumerate(ranked[:k], start=1)]
         return RetrievalResult(chunks, seconds, lexical_query)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 from .fileio import atomic_write_json
@@ -21,9 +22,9 @@ class QueryTranslator:
     def __init__(self, generator: Generator, cache_file: Path | None = None):
         self.generator = generator
         self.cache_file = cache_file
-        self._cache: dict[str, str] | None = None
+        self._cache: dict[str, dict] | None = None
 
-    def _load_cache(self) -> dict[str, str]:
+    def _load_cache(self) -> dict[str, dict]:
         if self._cache is None:
             try:
                 self._cache = json.loads(self.cache_file.read_text()) if self.cache_file else {}
@@ -33,13 +34,19 @@ class QueryTranslator:
 
     def translate(self, text: str, target: str) -> str:
         """`text` in the `target` language ("de", "en"); from the cache when it was translated before."""
+        return self.translate_timed(text, target)[0]
+
+    def translate_timed(self, text: str, target: str) -> tuple[str, float]:
+        """The translation and the seconds the model took for it (recorded, so also for cached ones)."""
         cache = self._load_cache()
         key = f"{self.generator.model_id}|{target}|{text.strip()}"
-        if key not in cache:
+        if not isinstance(cache.get(key), dict):
+            started = time.perf_counter()
             messages = [{"role": "system", "content": SYSTEM.format(language=LANGUAGE_NAMES[target])},
                         {"role": "user", "content": text.strip()}]
             reply = self.generator.generate(messages, max_tokens=80).text
-            cache[key] = re.sub(r"\s+", " ", reply).strip().strip('"') or text
+            translation = re.sub(r"\s+", " ", reply).strip().strip('"') or text
+            cache[key] = {"text": translation, "seconds": round(time.perf_counter() - started, 3)}
             if self.cache_file:
                 atomic_write_json(self.cache_file, cache)
-        return cache[key]
+        return cache[key]["text"], cache[key]["seconds"]

@@ -8,12 +8,12 @@ from rag.index import build_index, open_index
 from rag.retrieval import RetrievalSettings, Retriever
 
 
-def make_answerer(seeds, tmp_path, generator, k=4, mode="hybrid"):
+def make_answerer(seeds, tmp_path, generator, k=4, mode="hybrid", prompt_sources=3):
     embedder = FakeEmbedder()
     build_index([seeds], tmp_path / "idx", embedder, ChunkerSettings(max_tokens=48, overlap_tokens=8))
     index = open_index(tmp_path / "idx", embedder.model_id)
     return QuestionAnswerer(index, Retriever(index, embedder, RetrievalSettings(mode=mode)), generator,
-                            AnswerSettings(k=k))
+                            AnswerSettings(k=k, prompt_sources=prompt_sources))
 
 
 def test_answer_carries_citations_and_the_json_contract(seeds, tmp_path):
@@ -47,9 +47,9 @@ def test_streamed_text_is_the_answer(seeds, tmp_path):
 
 def test_lowest_ranked_sources_are_dropped_to_fit_the_context(seeds, tmp_path):
     generator = FakeGenerator("Moskau [1].", context_length=420)
-    answerer = make_answerer(seeds, tmp_path, generator, k=8)
+    answerer = make_answerer(seeds, tmp_path, generator, k=8, prompt_sources=8)
     answer = answerer.ask("Wohin lud Putin Xi ein?")
-    assert 0 < answer.sources_in_prompt < len(answer.retrieved)
+    assert 0 < answer.sources_in_prompt < len(answer.retrieved) == 8
     prompt = sum(generator.count_tokens(m["content"]) for m in generator.calls[0])
     assert prompt <= 420 - AnswerSettings().max_answer_tokens
 

@@ -20,6 +20,7 @@ from conftest import ROOT
     ("twenty-six leaders", 26, None, True),
     ("about 26 leaders", 26, None, False),
     ("Zum 80. Jahrestag", 80, None, True),
+    ("the 80th anniversary", 80, None, True),
 ])
 def test_numbers_understand_words_digits_and_qualifiers(text, value, qualifier, expected):
     assert number_matches(text, value, qualifier) is expected
