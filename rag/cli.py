@@ -24,7 +24,7 @@ from .retrieval import MODES, RetrievalSettings
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Offline question answering over German news articles, with checked citations.")
 err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 EXIT_ERROR = 2
 

@@ -51,6 +51,7 @@ class LlamaGenerator(Generator):
         self.seed = seed
         self._llm = None
         self.load_seconds = 0.0
+        self._prefix_states: dict[str, object] = {}  # system prompt -> llama state after it
 
     @property
     def model_id(self) -> str:
@@ -84,12 +85,36 @@ class LlamaGenerator(Generator):
             self.load_seconds = time.perf_counter() - started
         return self._llm
 
+    def _restore_system_prefix(self, messages: list[dict]) -> None:
+        """Start from the saved state after the system message, evaluating it only the first time.
+
+        llama-cpp reuses whatever prefix the previous prompt shared with this one, which makes an
+        answer depend on what was asked before it (floating point differs with the batch split).
+        Restoring one fixed prefix state keeps answers repeatable and still skips re-reading the
+        system prompt (about 1 s here).
+        """
+        llm = self._llm
+        if not messages or messages[0]["role"] != "system":
+            llm.reset()
+            return
+        key = messages[0]["content"]
+        if key not in self._prefix_states:
+            llm.reset()
+            # ChatML, as Qwen's template writes it; with another template the prefix simply matches
+            # less of the prompt and llama-cpp evaluates the rest: slower, never wrong.
+            prefix = llm.tokenize(f"<|im_start|>system\n{key}<|im_end|>\n".encode("utf-8"), add_bos=False,
+                                  special=True)
+            llm.eval(prefix)
+            self._prefix_states[key] = llm.save_state()
+        llm.load_state(self._prefix_states[key])
+
     def count_tokens(self, text: str) -> int:
         return len(self._load().tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def generate(self, messages: list[dict], max_tokens: int,
                  on_token: Callable[[str], None] | None = None) -> Generation:
         llm = self._load()
+        self._restore_system_prefix(messages)
         started = time.perf_counter()
         first = None
         pieces: list[str] = []

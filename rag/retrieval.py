@@ -102,6 +102,8 @@ class Retriever:
                dense_query: str | None = None, mode: str | None = None) -> RetrievalResult:
         """Top-k chunks for `query`; `lexical_query` / `dense_query` (e.g. a translation) replace it per retriever."""
         k = self.settings.k if k is None else k
+        if k == 0:
+            return RetrievalResult([])
         mode = mode or self.settings.mode
         limit = max(self.settings.candidates, k)
         seconds: dict[str, float] = {}

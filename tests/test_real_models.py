@@ -51,3 +51,87 @@ def test_unanswerable_questions_abstain(answerer, question):
 def test_answers_repeat_exactly(answerer):
     question = ANSWERABLE[0][0]
     assert answerer.ask(question).answer == answerer.ask(question).answer
+
+
+def test_evaluation_gate_passes_against_the_committed_baseline(tmp_path):
+    """`rag eval` on the seed set, exactly as CI gates it; the report is written."""
+    from typer.testing import CliRunner
+
+    from conftest import ROOT
+    from rag.cli import app
+
+    runner = CliRunner()
+    index_dir = tmp_path / "seeds-index"
+    assert runner.invoke(app, ["index", str(SEEDS), "--index", str(index_dir)]).exit_code == 0
+    report = tmp_path / "report.json"
+    result = runner.invoke(app, ["eval", "--index", str(index_dir), "--baseline", str(ROOT / "eval" / "baseline.json"),
+                                 "--report", str(report)])
+    print(result.stdout, result.stderr)
+    assert result.exit_code == 0, result.stderr
+    assert "no regression" in result.stdout and report.is_file()
+
+
+def test_evaluation_gate_fails_with_a_broken_retriever(tmp_path):
+    """k=0 retrieves nothing, so every answerable question is lost: exit code 1 and the questions named."""
+    from typer.testing import CliRunner
+
+    from conftest import ROOT
+    from rag.cli import app
+
+    runner = CliRunner()
+    index_dir = tmp_path / "seeds-index"
+    runner.invoke(app, ["index", str(SEEDS), "--index", str(index_dir)])
+    result = runner.invoke(app, ["eval", "--index", str(index_dir), "--baseline", str(ROOT / "eval" / "baseline.json"),
+                                 "--report", str(tmp_path / "r.json"), "--k", "0"])
+    assert result.exit_code == 1
+    assert "answer_accuracy fell" in result.stderr and "was answered correctly and now is not" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def seeds_index(tmp_path_factory):
+    index_dir = tmp_path_factory.mktemp("chat") / "seeds"
+    build_index([SEEDS], index_dir, pipeline.make_embedder())
+    return index_dir
+
+
+def test_chat_ctrl_c_stops_the_answer_and_returns_to_the_prompt(seeds_index):
+    """A real terminal (pty): Ctrl-C while an answer is being produced, then another question, then /quit."""
+    import sys
+    import time
+    from pathlib import Path
+
+    import pexpect
+
+    rag = str(Path(sys.executable).parent / "rag")
+    child = pexpect.spawn(rag, ["chat", "--index", str(seeds_index)], encoding="utf-8", timeout=120,
+                          dimensions=(40, 200))
+    child.expect("› ")
+    child.sendline("Which areas do the cooperation agreements cover?")
+    time.sleep(2.0)  # inside prompt processing (~5 s)
+    child.sendintr()
+    child.expect(r"\(stopped\)")
+    child.expect("› ")
+    child.sendline("To which city did Putin invite Xi?")
+    child.expect("Sources:", timeout=120)
+    child.expect("› ")
+    child.sendline("/quit")
+    child.expect(pexpect.EOF, timeout=30)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_piped_chat_understands_a_follow_up(seeds_index):
+    """Questions piped one per line: plain text, the follow-up rewritten before retrieval."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rag = str(Path(sys.executable).parent / "rag")
+    done = subprocess.run([rag, "chat", "--index", str(seeds_index)], capture_output=True, text=True, timeout=600,
+                          input="To which city did Putin invite Xi?\nAnd in which season?\n")
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.split("› And in which season?")
+    assert "Moskau" in first or "Moscow" in first
+    assert f"{VISIT_DOC}" in first
+    assert "(searching:" in second, "the follow-up is shown as rewritten"
+    assert "\x1b[" not in done.stdout
