@@ -23,7 +23,8 @@ ANSWERABLE = [
     ("Wie viele Kooperationsabkommen unterzeichneten beide Seiten?", ["20"], AGREEMENTS_DOC),
     ("To which city did Putin invite Xi Jinping for a state visit?", ["Moskau", "Moscow"], VISIT_DOC),
     ("How many heads of state and government will attend the parade?", ["26"], AGREEMENTS_DOC),
-    ("Wie bezeichnete Xi Putin?", ["alten Freund", "old friend"], AGREEMENTS_DOC),
+    ("Wohin hat Putin Xi Jinping zu einem Staatsbesuch eingeladen?", ["Moskau", "Moscow"], VISIT_DOC),
+    ("How did Xi describe Putin?", ["alten Freund", "old friend"], AGREEMENTS_DOC),
 ]
 UNANSWERABLE = [
     "What is Xi Jinping's favourite food?",
@@ -105,16 +106,16 @@ def test_chat_ctrl_c_stops_the_answer_and_returns_to_the_prompt(seeds_index):
     rag = str(Path(sys.executable).parent / "rag")
     child = pexpect.spawn(rag, ["chat", "--index", str(seeds_index)], encoding="utf-8", timeout=120,
                           dimensions=(40, 200))
-    child.expect("› ")
-    child.sendline("Which areas do the cooperation agreements cover?")
+    child.expect("›")
+    child.send("Which areas do the cooperation agreements cover?\r")
     time.sleep(2.0)  # inside prompt processing (~5 s)
     child.sendintr()
     child.expect(r"\(stopped\)")
-    child.expect("› ")
-    child.sendline("To which city did Putin invite Xi?")
+    child.expect("›")
+    child.send("To which city did Putin invite Xi?\r")
     child.expect("Sources:", timeout=120)
-    child.expect("› ")
-    child.sendline("/quit")
+    child.expect("›")
+    child.send("/quit\r")
     child.expect(pexpect.EOF, timeout=30)
     child.close()
     assert child.exitstatus == 0
