@@ -114,8 +114,8 @@ class LlamaGenerator(Generator):
     def generate(self, messages: list[dict], max_tokens: int,
                  on_token: Callable[[str], None] | None = None) -> Generation:
         llm = self._load()
+        started = time.perf_counter()  # prompt processing includes reading the system prompt the first time
         self._restore_system_prefix(messages)
-        started = time.perf_counter()
         first = None
         pieces: list[str] = []
         finish = "stop"
