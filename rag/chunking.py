@@ -11,7 +11,7 @@ sentences. Every chunk keeps `document.text[start:end] == chunk.text`.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable
 
 from .documents import Document
@@ -53,9 +53,6 @@ class Chunk:
     start: int
     end: int
     text: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -264,9 +264,6 @@ def run_eval(answerer, questions: list[EvalQuestion], on_done=None) -> dict:
     from dataclasses import asdict
     from datetime import datetime, timezone
 
-    from .fileio import sha256_file
-    from .index import _live_generation
-
     started = time.perf_counter()
     k = answerer.settings.k
     rows = []
@@ -275,13 +272,12 @@ def run_eval(answerer, questions: list[EvalQuestion], on_done=None) -> dict:
         rows.append(score_question(q, answer, k))
         if on_done:
             on_done(rows[-1])
-    gen = _live_generation(answerer.index.path)
     return {
         "format_version": REPORT_VERSION,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "wall_seconds": round(time.perf_counter() - started, 2),
         "models": answerer.models,
-        "index": {"manifest_sha256": sha256_file(gen / "manifest.json") if gen else None,
+        "index": {"manifest_sha256": answerer.index.manifest_sha256,
                   "embedder": answerer.index.manifest.embedder, "chunker": answerer.index.manifest.chunker},
         "settings": {"retrieval": asdict(answerer.retriever.settings), "answer": asdict(answerer.settings)},
         "summary": summarize(rows),

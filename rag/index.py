@@ -63,6 +63,11 @@ class Index:
     chunks: list[Chunk]
     dense: object  # faiss.Index
     lexical: BM25Index
+    generation: Path  # the folder this index was read from
+
+    @property
+    def manifest_sha256(self) -> str:
+        return sha256_bytes((self.generation / "manifest.json").read_bytes())
 
     def vectors(self) -> np.ndarray:
         return self.dense.reconstruct_n(0, self.dense.ntotal) if self.dense.ntotal else \
@@ -123,7 +128,7 @@ def open_index(index_dir: Path, embedder_id: str | None = None) -> Index:
     if dense.ntotal != len(chunks) or len(lexical.lengths) != len(chunks):
         raise RagError(f"the index at {index_dir} is damaged (its parts disagree on the chunk count); "
                        "rebuild it with `rag index`")
-    return Index(index_dir, manifest, documents, chunks, dense, lexical)
+    return Index(index_dir, manifest, documents, chunks, dense, lexical, gen)
 
 
 def build_index(paths: list[Path], index_dir: Path, embedder: Embedder,
