@@ -17,6 +17,7 @@ from typing import Callable
 from .answering import QuestionAnswerer
 from .chunking import ChunkerSettings
 from .embedding import Embedder
+from .errors import RagError
 from .citations import MARKER
 from .evaluation import (best_over, contains_answer, exact_match, latency_summary, recall_at_k, reciprocal_rank,
                          token_f1)
@@ -42,7 +43,10 @@ class XQuAD:
 
 def load_xquad(folder: Path) -> XQuAD:
     """Read xquad.de.dev.json and xquad.en.dev.json (parallel: same ids, same order)."""
-    data = {lang: json.loads((Path(folder) / f"xquad.{lang}.dev.json").read_text())["data"] for lang in LANGUAGES}
+    try:
+        data = {lang: json.loads((Path(folder) / f"xquad.{lang}.dev.json").read_text())["data"] for lang in LANGUAGES}
+    except (OSError, ValueError, KeyError) as exc:
+        raise RagError(f"{folder} does not hold a readable xquad.de.dev.json and xquad.en.dev.json ({exc})") from None
     paragraphs: dict[str, str] = {}
     questions: list[XQuADQuestion] = []
     for a, (article_de, article_en) in enumerate(zip(data["de"], data["en"])):

@@ -105,7 +105,7 @@ def load_documents(paths: list[Path]) -> LoadReport:
     seen: dict[str, str] = {}
     for path in iter_article_paths(paths):
         if path.suffix.lower() not in SUFFIXES:
-            report.skipped.append((str(path), f"not a .txt or .md file"))
+            report.skipped.append((str(path), "not a .txt or .md file"))
             continue
         try:
             doc = read_document(path)

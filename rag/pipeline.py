@@ -51,12 +51,17 @@ def open_answerer(index_dir: Path, choice: ModelChoice = ModelChoice(),
 def answerer_for(index: Index, embedder: Embedder, generator: Generator,
                  retrieval: RetrievalSettings = RetrievalSettings(),
                  answer: AnswerSettings = AnswerSettings()) -> QuestionAnswerer:
-    translator = QueryTranslator(generator, rag_home() / "translations.json")
+    translator = translator_for(generator)
     models = {"embedder": embedder.model_id, "embedder_sha256": getattr(embedder, "sha256", ""),
               "generator": generator.model_id, "generator_sha256": getattr(generator, "sha256", "")}
     return QuestionAnswerer(index, Retriever(index, embedder, retrieval, translator.translate), generator, answer,
                             models)
 
 
+def translator_for(generator: Generator) -> QueryTranslator:
+    """Translations by `generator`, cached on disk beside the other caches."""
+    return QueryTranslator(generator, rag_home() / "translations.json")
+
+
 def make_translator(path: str | None = None, progress: Callable[[int, int], None] | None = None) -> QueryTranslator:
-    return QueryTranslator(make_generator(path, progress), rag_home() / "translations.json")
+    return translator_for(make_generator(path, progress))
