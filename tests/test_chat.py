@@ -52,4 +52,4 @@ def test_piped_chat_prints_plain_text(monkeypatch, seeds, tmp_path):
     assert "Moskau [1]." in result.stdout and "In spring (Frühling) [1]." in result.stdout
     assert "(searching: In which season did Putin invite Xi Jinping to Moscow?)" in result.stdout
     assert "\x1b[" not in result.stdout
-    assert result.stdout.count(f"[1] {VISIT_DOC}") >= 2
+    assert result.stdout.count(f"] {VISIT_DOC}") >= 3  # after each answer, and for /sources

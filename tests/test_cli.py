@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -44,7 +45,7 @@ def test_ask_streams_text_and_lists_sources(fakes, seeds, tmp_path):
     result = run("ask", "Wie viele Kooperationsabkommen unterzeichneten beide Seiten?", "--index", tmp_path / "idx")
     assert result.exit_code == 0
     assert result.stdout.startswith("Mehr als 20 Abkommen [1].")
-    assert f"[1] {AGREEMENTS_DOC}, 2025-09-02" in result.stdout
+    assert re.search(rf"\[\d\] {AGREEMENTS_DOC}, 2025-09-02", result.stdout)
 
 
 def test_invented_citation_is_reported(fakes, seeds, tmp_path):

@@ -67,6 +67,11 @@ def test_user_model_and_embedder_paths_are_checked(tmp_path, monkeypatch):
         resolve_model_path(str(tmp_path / "text.gguf"))
     with pytest.raises(RagError, match="not a sentence-transformers folder"):
         resolve_embedder_path(str(tmp_path))
+    (tmp_path / "weights.bin").write_bytes(b"not E5")
+    with pytest.raises(RagError, match="neither E5 weights"):
+        resolve_embedder_path(str(tmp_path / "weights.bin"))
+    (tmp_path / "e5.bin").write_bytes(b"E5S1....")
+    assert resolve_embedder_path(str(tmp_path / "e5.bin")) == tmp_path / "e5.bin"
     monkeypatch.setenv("RAG_EMBEDDER", str(tmp_path / "nowhere"))
     with pytest.raises(RagError, match="RAG_EMBEDDER"):
         resolve_embedder_path()

