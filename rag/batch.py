@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -30,6 +31,12 @@ class BatchSummary:
     answered: int = 0
     skipped_existing: int = 0
     failed: int = 0
+    load_seconds: float = 0.0  # loading both models, before the first question
+    answer_seconds: float = 0.0  # answering, models loaded
+
+    @property
+    def questions_per_minute(self) -> float | None:
+        return 60 * self.answered / self.answer_seconds if self.answered and self.answer_seconds else None
 
 
 def read_questions(path: Path) -> tuple[list[BatchQuestion], list[tuple[int, str]]]:
@@ -100,6 +107,9 @@ def run_batch(answerer: QuestionAnswerer, questions: list[BatchQuestion], output
               on_done: Callable[[], None] | None = None) -> BatchSummary:
     summary = BatchSummary()
     done = answered_ids(output)
+    if any(q.id not in done for q in questions):
+        summary.load_seconds = sum(answerer.warm_up().values())
+    started = time.perf_counter()
     output.parent.mkdir(parents=True, exist_ok=True)
     with open(output, "a", encoding="utf-8") as sink:
         if sink.tell() and not output.read_bytes().endswith(b"\n"):
@@ -121,4 +131,5 @@ def run_batch(answerer: QuestionAnswerer, questions: list[BatchQuestion], output
                 sink.flush()
             if on_done:
                 on_done()
+    summary.answer_seconds = time.perf_counter() - started
     return summary

@@ -133,6 +133,8 @@ def print_answer_sources(answer: Answer, console: Console = out) -> None:
     unverified = [c for c in answer.citations if not c.verified]
     for c in unverified:
         err.print(f"note: citation [{c.number}] ({c.doc_id}) is not shown: no passage of it supports the answer")
+    for chunk_id in answer.withheld:
+        err.print(f"note: {chunk_id} was not given to the model: it contains instructions addressed to it")
     if answer.truncated:
         err.print("note: the answer was cut off at the token limit and may be incomplete")
 
@@ -192,6 +194,9 @@ def batch(file: Path = typer.Argument(..., help="Questions: .jsonl ({\"id\", \"q
         summary = run_batch(answerer, questions, output, on_done=lambda: bar.advance(task))
     out.print(f"answered {summary.answered}, already in {output}: {summary.skipped_existing}, "
               f"failed: {summary.failed + len(problems)}")
+    if summary.questions_per_minute:
+        out.print(f"{summary.questions_per_minute:.1f} questions per minute ({summary.answer_seconds:.0f} s answering, "
+                  f"models loaded in {summary.load_seconds:.1f} s)")
     if problems or summary.failed:
         raise typer.Exit(1)
 

@@ -109,7 +109,8 @@ def test_batch_writes_one_object_per_valid_line_and_resumes(fakes, seeds, tmp_pa
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [line["id"] for line in lines] == ["a", "c"]
     assert lines[0]["topic"] == "x" and "citations" in lines[0] and "answer" in lines[0]
+    assert "questions per minute" in result.stdout
     calls = len(fakes.calls)
     rerun = run("batch", questions, "-o", out, "--index", tmp_path / "idx")
     assert len(fakes.calls) == calls and len(out.read_text().splitlines()) == 2
-    assert "already in" in rerun.stdout
+    assert "already in" in rerun.stdout and "questions per minute" not in rerun.stdout
