@@ -18,6 +18,7 @@ from .citations import Citation, resolve_citations
 from .generation import Generator
 from .index import Index
 from .language import LANGUAGE_NAMES, detect_language
+from .numbers import restore_qualifiers
 from .retrieval import RetrievedChunk, Retriever
 
 ABSTAIN_MARKER = "NOT IN SOURCES"
@@ -209,6 +210,7 @@ class QuestionAnswerer:
         else:
             resolved = resolve_citations(generation.text, sources, self.index.documents, question)
             text, citations, invented = resolved.text, resolved.citations, resolved.invented
+            text = restore_qualifiers(text, [c.quote for c in citations if c.verified], language)
         timings["citations"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - started
         withheld = [r.chunk.chunk_id for r in result.chunks if addresses_the_model(r.chunk.text)]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import RagError
+from .numbers import numbers_with_qualifiers
 
 # SQuAD normalisation, with German articles removed too.
 _ARTICLES = re.compile(r"\b(a|an|the|der|die|das|den|dem|des|ein|eine|einer|eines|einem|einen)\b")
@@ -71,62 +72,6 @@ def latency_summary(seconds: list[float]) -> dict[str, float]:
         return {"median": 0.0, "p95": 0.0}
     ordered = sorted(seconds)
     return {"median": statistics.median(ordered), "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]}
-
-
-# --- numbers with qualifiers, in digits or English and German words
-
-_UNITS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-          "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
-          "seventeen": 17, "eighteen": 18, "nineteen": 19,
-          "eins": 1, "ein": 1, "eine": 1, "zwei": 2, "drei": 3, "vier": 4, "fünf": 5, "sechs": 6, "sieben": 7,
-          "acht": 8, "neun": 9, "zehn": 10, "elf": 11, "zwölf": 12, "dreizehn": 13, "vierzehn": 14,
-          "fünfzehn": 15, "sechzehn": 16, "siebzehn": 17, "achtzehn": 18, "neunzehn": 19}
-_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
-         "ninety": 90, "zwanzig": 20, "dreißig": 30, "dreissig": 30, "vierzig": 40, "fünfzig": 50, "sechzig": 60,
-         "siebzig": 70, "achtzig": 80, "neunzig": 90}
-QUALIFIERS = {
-    "more than": ("more than", "over", "upwards of", "mehr als", "über"),
-    "at least": ("at least", "mindestens", "wenigstens"),
-    "about": ("about", "around", "approximately", "roughly", "some", "rund", "etwa", "ungefähr", "circa", "ca"),
-    "less than": ("less than", "fewer than", "under", "weniger als", "unter"),
-    "nearly": ("nearly", "almost", "fast", "knapp", "beinahe"),
-}
-
-
-def word_number(word: str) -> int | None:
-    """'26', 'twenty-six', 'sechsundzwanzig', 'zwanzig' -> int; None when it is no number."""
-    word = re.sub(r"^(\d+)(st|nd|rd|th)$", r"\1", word.lower().strip("."))  # "80th" is 80
-    if word.isdigit():
-        return int(word)
-    if word in _UNITS and word not in ("ein", "eine"):  # German articles are not the number one
-        return _UNITS[word]
-    if word in _TENS:
-        return _TENS[word]
-    for tens, value in _TENS.items():
-        if word.startswith(tens + "-") and word[len(tens) + 1:] in _UNITS:
-            return value + _UNITS[word[len(tens) + 1:]]
-        if word.endswith("und" + tens) and word[: -len(tens) - 3] in _UNITS:
-            return value + _UNITS[word[: -len(tens) - 3]]
-    return None
-
-
-def numbers_with_qualifiers(text: str) -> list[tuple[int, str | None]]:
-    """Each number in `text` with the qualifier right before it.
-
-    >>> numbers_with_qualifiers("Mehr als 20 Abkommen, twenty-six leaders")
-    [(20, 'more than'), (26, None)]
-    """
-    words = re.findall(r"[\w.-]+", text.lower().replace("twenty six", "twenty-six"))
-    found = []
-    for i, word in enumerate(words):
-        value = word_number(word.replace(",", ""))
-        if value is None:
-            continue
-        before = " ".join(words[max(0, i - 3):i])
-        qualifier = next((name for name, phrases in QUALIFIERS.items()
-                          if any(re.search(rf"\b{re.escape(p)}$", before) for p in phrases)), None)
-        found.append((value, qualifier))
-    return found
 
 
 def number_matches(prediction: str, value: int, qualifier: str | None) -> bool:

@@ -1,0 +1,95 @@
+"""Numbers with their qualifiers ("mehr als 20", "about twenty-six"), in English and German.
+
+Used to score answers and to keep a qualifier the model dropped:
+
+>>> restore_qualifiers("20 [2]", ["Demnach unterzeichneten beide Seiten mehr als 20 Kooperationsabkommen."], "en")
+'more than 20 [2]'
+"""
+
+from __future__ import annotations
+
+import re
+
+
+_UNITS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+          "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
+          "seventeen": 17, "eighteen": 18, "nineteen": 19,
+          "eins": 1, "ein": 1, "eine": 1, "zwei": 2, "drei": 3, "vier": 4, "fünf": 5, "sechs": 6, "sieben": 7,
+          "acht": 8, "neun": 9, "zehn": 10, "elf": 11, "zwölf": 12, "dreizehn": 13, "vierzehn": 14,
+          "fünfzehn": 15, "sechzehn": 16, "siebzehn": 17, "achtzehn": 18, "neunzehn": 19}
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+         "ninety": 90, "zwanzig": 20, "dreißig": 30, "dreissig": 30, "vierzig": 40, "fünfzig": 50, "sechzig": 60,
+         "siebzig": 70, "achtzig": 80, "neunzig": 90}
+QUALIFIERS = {
+    "more than": ("more than", "over", "upwards of", "mehr als", "über"),
+    "at least": ("at least", "mindestens", "wenigstens"),
+    "about": ("about", "around", "approximately", "roughly", "some", "rund", "etwa", "ungefähr", "circa", "ca"),
+    "less than": ("less than", "fewer than", "under", "weniger als", "unter"),
+    "nearly": ("nearly", "almost", "fast", "knapp", "beinahe"),
+}
+
+
+def word_number(word: str) -> int | None:
+    """'26', 'twenty-six', 'sechsundzwanzig', 'zwanzig' -> int; None when it is no number."""
+    word = re.sub(r"^(\d+)(st|nd|rd|th)$", r"\1", word.lower().strip("."))  # "80th" is 80
+    if word.isdigit():
+        return int(word)
+    if word in _UNITS and word not in ("ein", "eine"):  # German articles are not the number one
+        return _UNITS[word]
+    if word in _TENS:
+        return _TENS[word]
+    for tens, value in _TENS.items():
+        if word.startswith(tens + "-") and word[len(tens) + 1:] in _UNITS:
+            return value + _UNITS[word[len(tens) + 1:]]
+        if word.endswith("und" + tens) and word[: -len(tens) - 3] in _UNITS:
+            return value + _UNITS[word[: -len(tens) - 3]]
+    return None
+
+
+def numbers_with_qualifiers(text: str) -> list[tuple[int, str | None]]:
+    """Each number in `text` with the qualifier right before it.
+
+    >>> numbers_with_qualifiers("Mehr als 20 Abkommen, twenty-six leaders")
+    [(20, 'more than'), (26, None)]
+    """
+    words = re.findall(r"[\w.-]+", text.lower().replace("twenty six", "twenty-six"))
+    found = []
+    for i, word in enumerate(words):
+        value = word_number(word.replace(",", ""))
+        if value is None:
+            continue
+        before = " ".join(words[max(0, i - 3):i])
+        qualifier = next((name for name, phrases in QUALIFIERS.items()
+                          if any(re.search(rf"\b{re.escape(p)}$", before) for p in phrases)), None)
+        found.append((value, qualifier))
+    return found
+
+
+QUALIFIER_WORDS = {
+    "en": {name: name for name in QUALIFIERS},
+    "de": {"more than": "mehr als", "at least": "mindestens", "about": "rund", "less than": "weniger als",
+           "nearly": "fast"},
+}
+
+
+def restore_qualifiers(answer: str, quotes: list[str], language: str) -> str:
+    """`answer` with the qualifier its quotes give a bare number in digits ("20" -> "more than 20").
+
+    Only a number that appears in a quote with exactly one qualifier is changed; the quotes are
+    the verified sentences the answer cites, so this copies the source, it does not guess.
+    """
+    qualified: dict[int, set[str]] = {}
+    for quote in quotes:
+        for value, qualifier in numbers_with_qualifiers(quote):
+            qualified.setdefault(value, set()).add(qualifier)
+    words = QUALIFIER_WORDS.get(language, QUALIFIER_WORDS["en"])
+
+    def qualify(match: re.Match) -> str:
+        number = match.group(0)
+        before = answer[:match.start()]
+        found = qualified.get(int(number), set())
+        if len(found) != 1 or None in found or numbers_with_qualifiers(f"{before[-30:]}{number}")[-1][1]:
+            return number
+        return f"{words[found.pop()]} {number}"
+
+    return re.sub(r"(?<![\w\[.,-])\d+(?![\w\].,-])", qualify, answer)
