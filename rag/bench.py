@@ -18,7 +18,7 @@ from .answering import QuestionAnswerer
 from .chunking import ChunkerSettings
 from .embedding import Embedder
 from .errors import RagError
-from .citations import MARKER
+from .citations import strip_markers
 from .evaluation import (best_over, contains_answer, exact_match, latency_summary, recall_at_k, reciprocal_rank,
                          token_f1)
 from .index import Index, build_index, open_index
@@ -222,7 +222,3 @@ def answer_benchmark(xquad: XQuAD, answerer_for: Callable[[Index], QuestionAnswe
         rows.append(AnswerRow(lang, n, em / n, f1 / n, contains / n, precise / verified if verified else None,
                               verified / cited if cited else None, abstained / n, latency_summary(seconds)))
     return rows
-
-
-def strip_markers(text: str) -> str:
-    return MARKER.sub("", text).strip()

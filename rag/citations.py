@@ -56,6 +56,11 @@ def cited_numbers(text: str) -> list[int]:
     return seen
 
 
+def strip_markers(text: str) -> str:
+    """The answer without its source markers: "more than 20 [2]" -> "more than 20"."""
+    return MARKER.sub("", text).strip()
+
+
 def rewrite_markers(text: str, mapping: dict[int, int | None]) -> str:
     """Renumber markers by `mapping` (None drops a number; a marker left empty disappears).
 

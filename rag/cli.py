@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from . import pipeline
 from .answering import Answer, AnswerSettings
 from .chunking import ChunkerSettings
+from .citations import strip_markers
 from .errors import RagError
 from .retrieval import MODES, RetrievalSettings
 
@@ -115,7 +116,10 @@ def index(paths: list[Path] = typer.Argument(None, help="Files or folders of .tx
                   f"(embedded {report.embedded}, reused {report.reused}) in {report.seconds:.1f} s")
 
 
-def print_answer_sources(answer: Answer, console: Console = out) -> None:
+def print_answer_sources(answer: Answer, streamed: str = "", console: Console = out) -> None:
+    """The verified sources under a streamed answer, and what checking them changed."""
+    if not answer.abstained and strip_markers(streamed) != strip_markers(answer.answer):
+        console.print(f"(checked against the sources: {answer.answer})", style="dim", markup=False, soft_wrap=True)
     shown = [c for c in answer.citations if c.verified]
     if shown:
         console.print("\nSources:")
@@ -170,7 +174,7 @@ def ask(question: str = typer.Argument(..., help="The question, in English or Ge
         sys.stdout.write(("\n" if streamed else "") + answer.answer)
     sys.stdout.write("\n")
     sys.stdout.flush()
-    print_answer_sources(answer)
+    print_answer_sources(answer, "".join(streamed))
 
 
 @app.command()
@@ -319,7 +323,10 @@ def chat(index_dir: Path = IndexOption,
     if interactive:
         out.print("Ask about the indexed articles in English or German. /help lists commands; Ctrl-D leaves.")
 
+    streamed: list[str] = []
+
     def show(piece: str) -> None:
+        streamed.append(piece)
         sys.stdout.write(piece)
         sys.stdout.flush()
 
@@ -340,6 +347,7 @@ def chat(index_dir: Path = IndexOption,
             continue
         if not interactive:
             out.print(f"› {line}", markup=False, soft_wrap=True)
+        streamed.clear()
         try:
             answer = session.ask(line, on_token=show,
                                  on_rewrite=lambda q: out.print(f"(searching: {q})", style="dim", markup=False,
@@ -352,7 +360,7 @@ def chat(index_dir: Path = IndexOption,
             sys.stdout.write(answer.answer)
         sys.stdout.write("\n")
         sys.stdout.flush()
-        print_answer_sources(answer)
+        print_answer_sources(answer, "".join(streamed))
         out.print()
 
 

@@ -114,3 +114,15 @@ def test_batch_writes_one_object_per_valid_line_and_resumes(fakes, seeds, tmp_pa
     rerun = run("batch", questions, "-o", out, "--index", tmp_path / "idx")
     assert len(fakes.calls) == calls and len(out.read_text().splitlines()) == 2
     assert "already in" in rerun.stdout and "questions per minute" not in rerun.stdout
+
+
+def test_what_checking_changed_is_shown_under_the_streamed_answer(fakes, seeds, tmp_path):
+    fakes.reply = "20 Abkommen [1]."
+    run("index", seeds, "--index", tmp_path / "idx")
+    result = run("ask", "Wie viele Kooperationsabkommen unterzeichneten beide Seiten?", "--index", tmp_path / "idx")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("20 Abkommen [1].")
+    assert re.search(r"\(checked against the sources: mehr als 20 Abkommen \[\d\]\.\)", result.stdout)
+    fakes.reply = "Mehr als 20 Abkommen [1]."
+    unchanged = run("ask", "Wie viele Kooperationsabkommen unterzeichneten beide Seiten?", "--index", tmp_path / "idx")
+    assert "checked against the sources" not in unchanged.stdout

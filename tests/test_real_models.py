@@ -4,7 +4,7 @@ import pytest
 
 from conftest import AGREEMENTS_DOC, SEEDS, VISIT_DOC
 from rag import pipeline
-from rag.bench import strip_markers
+from rag.citations import strip_markers
 from rag.index import build_index, open_index
 
 pytestmark = pytest.mark.model
