@@ -177,7 +177,7 @@ class QuestionAnswerer:
     def fit_sources(self, question: str, retrieved: list[RetrievedChunk], language: str) -> list[Chunk]:
         """The retrieved chunks that fit the context, dropping the lowest-ranked first."""
         budget = self.generator.context_length - self.settings.max_answer_tokens - self.settings.prompt_margin_tokens
-        sources = [r.chunk for r in retrieved if not addresses_the_model(r.chunk.text)][:self.settings.prompt_sources]
+        sources = [r.chunk for r in retrieved[:self.settings.prompt_sources]]
         while sources:
             messages = build_messages(question, sources, self.index.documents, language)
             if sum(self.generator.count_tokens(m["content"]) for m in messages) <= budget:
@@ -197,7 +197,8 @@ class QuestionAnswerer:
         timings["translation"] = result.seconds.get("translation", 0.0)
         timings["retrieval"] = time.perf_counter() - started - timings["translation"]
         t = time.perf_counter()
-        sources = self.fit_sources(question, result.chunks, language)
+        withheld = [r.chunk.chunk_id for r in result.chunks if addresses_the_model(r.chunk.text)]
+        sources = self.fit_sources(question, [r for r in result.chunks if r.chunk.chunk_id not in withheld], language)
         timings["prompt_building"] = time.perf_counter() - t
         generation = self.generator.generate(build_messages(question, sources, self.index.documents, language),
                                              self.settings.max_answer_tokens, _AbstentionFilter(on_token))
@@ -213,7 +214,6 @@ class QuestionAnswerer:
             text = restore_qualifiers(text, [c.quote for c in citations if c.verified], language)
         timings["citations"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - started
-        withheld = [r.chunk.chunk_id for r in result.chunks if addresses_the_model(r.chunk.text)]
         return Answer(question, text, abstained, language, citations, invented, result.chunks, len(sources),
                       generation.finish_reason, timings, self.models, generation.prompt_tokens,
                       generation.completion_tokens, search_query=result.lexical_query, withheld=withheld)
