@@ -171,7 +171,8 @@ def ask(question: str = typer.Argument(..., help="The question, in English or Ge
 
     answer = answerer.ask(question, on_token=show)
     if answer.abstained:
-        sys.stdout.write(("\n" if streamed else "") + answer.answer)
+        # Something streamed and then withdrawn: its quotes did not answer the question.
+        sys.stdout.write(("\n(checked against the sources: withdrawn) " if streamed else "") + answer.answer)
     sys.stdout.write("\n")
     sys.stdout.flush()
     print_answer_sources(answer, "".join(streamed))

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from .errors import RagError
 
 
@@ -40,6 +42,14 @@ class Generator(ABC):
     def generate(self, messages: list[dict], max_tokens: int,
                  on_token: Callable[[str], None] | None = None) -> Generation:
         """Answer a chat (system/user messages) greedily, calling on_token per piece of text."""
+
+    def yes_probability(self, messages: list[dict]) -> float:
+        """How much more the model leans to replying yes than no, in [0, 1].
+
+        This version reads the greedy reply (1.0 or 0.0); a model whose next-token scores are
+        at hand gives the graded value.
+        """
+        return 1.0 if self.generate(messages, max_tokens=2).text.strip().lower().startswith("yes") else 0.0
 
 
 class LlamaGenerator(Generator):
@@ -107,6 +117,27 @@ class LlamaGenerator(Generator):
             llm.eval(prefix)
             self._prefix_states[key] = llm.save_state()
         llm.load_state(self._prefix_states[key])
+
+    def yes_probability(self, messages: list[dict]) -> float:
+        """P(yes) / (P(yes) + P(no)) for the first token of the reply, from one prompt evaluation.
+
+        Nothing is generated; only the prompt is read (about 1.5 s for a sentence and a question).
+        """
+        llm = self._load()
+        self._restore_system_prefix(messages)
+        rest = messages[1:] if messages and messages[0]["role"] == "system" else messages
+        # ChatML as in _restore_system_prefix: the system part is already evaluated.
+        text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in rest) + "<|im_start|>assistant\n"
+        llm.eval(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+        logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),)).astype(np.float64)
+        top = logits.max()
+
+        def mass(words: tuple[str, ...]) -> float:
+            ids = {llm.tokenize(w.encode("utf-8"), add_bos=False, special=False)[0] for w in words}
+            return float(sum(np.exp(logits[i] - top) for i in ids))
+
+        yes, no = mass(("yes", "Yes", "YES")), mass(("no", "No", "NO"))
+        return yes / (yes + no) if yes + no > 0 else 0.0
 
     def count_tokens(self, text: str) -> int:
         return len(self._load().tokenize(text.encode("utf-8"), add_bos=False, special=False))

@@ -34,9 +34,10 @@ class FakeEmbedder(Embedder):
 class FakeGenerator(Generator):
     """Replies with `reply(messages)`; counts whitespace words as tokens."""
 
-    def __init__(self, reply: str | Callable[[list[dict]], str] = "NOT IN SOURCES", context_length: int = 4096,
-                 finish_reason: str = "stop"):
+    def __init__(self, reply: str | Callable[[list[dict]], str] = "", context_length: int = 4096,
+                 finish_reason: str = "stop", support: float = 1.0):
         self.reply = reply
+        self.support = support  # what the support check of every answer returns
         self.context_length = context_length
         self.finish_reason = finish_reason
         self.model_id = "fake-generator@1"
@@ -44,6 +45,10 @@ class FakeGenerator(Generator):
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
+
+    def yes_probability(self, messages) -> float:
+        self.calls.append(messages)
+        return self.support
 
     def generate(self, messages, max_tokens, on_token=None) -> Generation:
         self.calls.append(messages)

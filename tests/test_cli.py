@@ -126,3 +126,12 @@ def test_what_checking_changed_is_shown_under_the_streamed_answer(fakes, seeds, 
     fakes.reply = "Mehr als 20 Abkommen [1]."
     unchanged = run("ask", "Wie viele Kooperationsabkommen unterzeichneten beide Seiten?", "--index", tmp_path / "idx")
     assert "checked against the sources" not in unchanged.stdout
+
+
+def test_a_withdrawn_answer_is_marked_under_the_streamed_text(fakes, seeds, tmp_path):
+    fakes.reply, fakes.support = "26 [1]", 0.1
+    run("index", seeds, "--index", tmp_path / "idx")
+    result = run("ask", "Wie viele Staats- und Regierungschefs kommen zur Parade?", "--index", tmp_path / "idx")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("26 [1]\n(checked against the sources: withdrawn) Die Quellen beantworten")
+    assert "Sources:" not in result.stdout

@@ -40,6 +40,8 @@ ANSWERABLE = [
 UNANSWERABLE = [
     "What is Xi Jinping's favourite food?",
     "Wie heißt der Präsident von Frankreich?",
+    "How many soldiers marched in the parade?",  # the sources count heads of state, not soldiers
+    "Wie viele Soldaten marschierten bei der Parade?",
 ]
 
 
