@@ -443,7 +443,7 @@ def bench_answers(xquad: Path = typer.Option(XQUAD_DEFAULT, "--xquad", help="Fol
 
         def done(lang, q, answer):
             answers.append({"lang": lang, "id": q.id, "gold": q.answers[lang], "answer": answer["answer"],
-                            "abstained": answer["abstained"]})
+                            "abstained": answer["abstained"], "support": answer["support"]})
             bar.advance(task)
 
         rows = answer_benchmark(data, lambda index: pipeline.answerer_for(index, emb, generator, *settings), emb,
