@@ -197,21 +197,21 @@ class QuestionAnswerer:
         timings["prompt_processing"] = generation.prompt_seconds
         timings["generation"] = generation.generation_seconds
         t = time.perf_counter()
-        text, citations, invented, support = ABSTENTION[language], [], [], None
-        if sources and generation.text.strip():
-            resolved = resolve_citations(generation.text, sources, self.index.documents, question)
-            quotes = [c.quote for c in resolved.citations if c.verified]
-            if quotes:
-                timings["citations"] = time.perf_counter() - t
-                t = time.perf_counter()
-                support = self.generator.yes_probability(support_messages(question, quotes))
-                timings["support_check"] = time.perf_counter() - t
-                t = time.perf_counter()
-                if support >= self.settings.min_support:
-                    text = restore_qualifiers(resolved.text, quotes, language)
-                    citations, invented = resolved.citations, resolved.invented
+        resolved = (resolve_citations(generation.text, sources, self.index.documents, question)
+                    if sources and generation.text.strip() else None)
+        quotes = [c.quote for c in resolved.citations if c.verified] if resolved else []
+        timings["citations"] = time.perf_counter() - t
+        support = None
+        if quotes:
+            t = time.perf_counter()
+            support = self.generator.yes_probability(support_messages(question, quotes))
+            timings["support_check"] = time.perf_counter() - t
+        if support is not None and support >= self.settings.min_support:
+            text = restore_qualifiers(resolved.text, quotes, language)
+            citations, invented = resolved.citations, resolved.invented
+        else:
+            text, citations, invented = ABSTENTION[language], [], []
         abstained = not citations
-        timings["citations"] = timings.get("citations", 0.0) + time.perf_counter() - t
         timings["total"] = time.perf_counter() - started
         return Answer(question, text, abstained, language, citations, invented, result.chunks, len(sources),
                       generation.finish_reason, timings, self.models, generation.prompt_tokens,

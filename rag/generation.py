@@ -43,13 +43,9 @@ class Generator(ABC):
                  on_token: Callable[[str], None] | None = None) -> Generation:
         """Answer a chat (system/user messages) greedily, calling on_token per piece of text."""
 
+    @abstractmethod
     def yes_probability(self, messages: list[dict]) -> float:
-        """How much more the model leans to replying yes than no, in [0, 1].
-
-        This version reads the greedy reply (1.0 or 0.0); a model whose next-token scores are
-        at hand gives the graded value.
-        """
-        return 1.0 if self.generate(messages, max_tokens=2).text.strip().lower().startswith("yes") else 0.0
+        """How much the model leans to replying yes rather than no, in [0, 1] (0.5: undecided)."""
 
 
 class LlamaGenerator(Generator):
