@@ -163,8 +163,12 @@ def test_chat_ctrl_c_stops_the_answer_and_returns_to_the_prompt(seeds_index):
     child = pexpect.spawn(rag, ["chat", "--index", str(seeds_index)], encoding="utf-8", timeout=120,
                           dimensions=(40, 200), env=env)
     child.expect("›")
+    time.sleep(0.5)  # typing before prompt_toolkit has set up the terminal can be flushed away
     child.send("Which areas do the cooperation agreements cover?\r")
-    time.sleep(2.0)  # inside prompt processing (~5 s)
+    # The line is read once prompt_toolkit switches bracketed paste off: from then on the
+    # terminal is back in cooked mode and Ctrl-C is a signal, not a key.
+    child.expect_exact("\x1b[?2004l")
+    time.sleep(1.5)  # inside prompt processing (5-9 s here)
     child.sendintr()
     child.expect(r"\(stopped\)")
     child.expect("›")
