@@ -6,7 +6,7 @@ so a question about "Abkommen" finds "Kooperationsabkommen"; queries are not spl
 extra tails only ever match real query words.
 
 >>> analyze("Die Kooperationsabkommen wurden unterzeichnet")
-['kooperationsabkomm', 'unterzeichnet']
+['kooperationsabkomm', 'wurd', 'unterzeichn']
 >>> "abkomm" in analyze("Kooperationsabkommen", split_compounds=True)
 True
 """

@@ -2,8 +2,8 @@ import pytest
 
 from conftest import AGREEMENTS_DOC
 from fakes import FakeEmbedder, FakeGenerator
-from rag.answering import (SUPPORT_SYSTEM_PROMPT, AnswerSettings, QuestionAnswerer, addresses_the_model,
-                           build_messages, clean_source_text)
+from rag.answering import (SHORTEN_SYSTEM_PROMPT, SUPPORT_SYSTEM_PROMPT, AnswerSettings, QuestionAnswerer,
+                           addresses_the_model, build_messages, clean_source_text, direct_part)
 from rag.chunking import ChunkerSettings
 from rag.index import build_index, open_index
 from rag.retrieval import RetrievalSettings, Retriever
@@ -53,6 +53,42 @@ def test_an_answer_without_a_supporting_quote_is_withdrawn_unchecked(seeds, tmp_
     generator = FakeGenerator("Sushi")
     answer = make_answerer(seeds, tmp_path, generator).ask("What is the favourite food?")
     assert answer.abstained and answer.support is None and len(generator.calls) == 1
+
+
+def shortening(long_answer, reply):
+    """Answers with `long_answer`; asked to shorten, replies `reply`."""
+    return lambda messages: reply if messages[0]["content"] == SHORTEN_SYSTEM_PROMPT else long_answer
+
+
+LONG = "Demnach unterzeichneten beide Seiten bei dem Treffen mehr als 20 Kooperationsabkommen. [1]"
+
+
+def test_a_long_answer_is_cut_to_the_words_that_answer(seeds, tmp_path):
+    generator = FakeGenerator(shortening(LONG, "20 Kooperationsabkommen"))
+    answer = make_answerer(seeds, tmp_path, generator).ask("Wie viele Kooperationsabkommen wurden unterzeichnet?")
+    # cut to the model's span, the citation kept, and the number's qualifier restored from the quote
+    assert answer.answer == "mehr als 20 Kooperationsabkommen [1]"
+    assert answer.citations[0].verified and "shortening" in answer.timings
+    assert generator.calls[-1][1]["content"].count("[1]") == 0, "the shortener sees the answer without markers"
+
+
+@pytest.mark.parametrize("reply", ["30 Abkommen", "", LONG.replace(" [1]", ""), "Kooperationsabkommen"])
+def test_a_shortening_that_is_not_a_shorter_part_of_the_answer_is_ignored(seeds, tmp_path, reply):
+    answer = make_answerer(seeds, tmp_path, FakeGenerator(shortening(LONG, reply))).ask(
+        "Wie viele Kooperationsabkommen wurden unterzeichnet?")
+    assert answer.answer == LONG
+
+
+def test_short_answers_are_not_sent_to_the_shortener(seeds, tmp_path):
+    generator = FakeGenerator(shortening("mehr als 20 [1]", "20"))
+    answer = make_answerer(seeds, tmp_path, generator).ask("Wie viele Kooperationsabkommen wurden unterzeichnet?")
+    assert answer.answer == "mehr als 20 [1]" and "shortening" not in answer.timings
+    assert all(call[0]["content"] != SHORTEN_SYSTEM_PROMPT for call in generator.calls)
+
+
+def test_direct_part_keeps_every_marker_and_tolerates_case_and_quotes():
+    assert direct_part("Er nannte ihn „einen alten Freund“ [1] und Partner [2].", '"einen Alten Freund"',
+                       "Wie nannte Xi Putin?") == "einen alten Freund [1] [2]"
 
 
 def test_streamed_text_is_the_answer(seeds, tmp_path):
