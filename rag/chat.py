@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .answering import Answer, QuestionAnswerer
+from .language import LANGUAGE_NAMES, detect_language
 
 REWRITE_SYSTEM = (
     "Rewrite the user's last question so that it can be understood without the conversation: "
@@ -43,16 +44,21 @@ class ChatSession:
     k: int | None = None
 
     def standalone(self, question: str) -> str:
-        """The question rewritten from the recent turns; unchanged when there is no history."""
+        """The question rewritten from the recent turns; unchanged when there is no history, or
+        when the rewrite came back in another language (the answer follows the question's language)."""
         if not self.history:
             return question
+        language = detect_language(question)
         turns = "\n".join(f"Q: {t.question}\nA: {t.answer}" for t in self.history[-self.max_turns:])
         messages = [{"role": "system", "content": REWRITE_SYSTEM},
-                    {"role": "user", "content": f"Conversation:\n{turns}\n\nLast question: {question}"}]
+                    {"role": "user", "content": f"Conversation:\n{turns}\n\nLast question: {question}\n"
+                                                f"Write the rewritten question in {LANGUAGE_NAMES[language]}."}]
         rewritten = self.answerer.generator.generate(messages, max_tokens=60).text
         rewritten = re.sub(r"\s+", " ", rewritten).strip().strip('"')
         rewritten = re.sub(r"^(rewritten question|question|frage)\s*:\s*", "", rewritten, flags=re.I)
-        return rewritten or question
+        if not rewritten or detect_language(rewritten) != language:
+            return question
+        return rewritten
 
     def ask(self, question: str, on_token: Callable[[str], None] | None = None,
             on_rewrite: Callable[[str], None] | None = None) -> Answer:

@@ -33,6 +33,14 @@ def test_follow_up_is_rewritten_before_retrieval_and_reset_forgets(seeds, tmp_pa
     assert session.history == [] and session.standalone("And then?") == "And then?"
 
 
+def test_a_rewrite_in_another_language_is_not_used(seeds, tmp_path):
+    session = ChatSession(make_answerer(seeds, tmp_path, FakeGenerator(scripted)))
+    session.ask("To which city did Putin invite Xi?")
+    # scripted() rewrites every follow-up in English
+    assert session.standalone("Und in welcher Jahreszeit?") == "Und in welcher Jahreszeit?"
+    assert session.standalone("And in which season?") == "In which season did Putin invite Xi Jinping to Moscow?"
+
+
 @pytest.mark.parametrize("line, expected", [("/k 2", "Retrieving 2"), ("/k zero", "Usage"), ("/help", "/sources"),
                                             ("/nope", "Unknown command"), ("/sources", "No answer yet")])
 def test_commands(seeds, tmp_path, line, expected):
