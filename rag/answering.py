@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from .chunking import Chunk
-from .citations import MARKER, Citation, find_quote, resolve_citations, strip_markers
-from .generation import Generator
+from .chunking import Chunk, split_sentences
+import numpy as np
+
+from .citations import MARKER, Citation, CitationResult, find_quote, resolve_citations, strip_markers
+from .generation import Generation, Generator
 from .index import Index
 from .language import LANGUAGE_NAMES, detect_language
 from .lexical import analyze
@@ -50,6 +52,9 @@ SHORTEN_SYSTEM_PROMPT = (
     "You shorten answers. Reply with only the words of the answer that answer the question, copied exactly: "
     "a name, number, date, place or short phrase."
 )
+# Asked of an answer that copied words of the sources into a question in another language.
+TRANSLATE_ANSWER_SYSTEM_PROMPT = ("Translate the user's text into {language}. Keep names as they are. "
+                                  "Reply with the translation only.")
 # Asked of the quotes behind an answer, without the answer: the model's leaning to "yes".
 SUPPORT_SYSTEM_PROMPT = "You check whether a news sentence answers a question. Reply with one word: yes or no."
 
@@ -65,11 +70,16 @@ class AnswerSettings:
     min_support: float = 0.35
     # Answers longer than this many words are cut to the part that answers (0: never).
     shorten_after_words: int = 8
+    # A withdrawn answer is asked again over only this many sentences of the sources, those
+    # nearest the question (0: no second attempt). Whole chunks distract this model: with "im
+    # Dezember", "im Frühling" and "im nächsten Jahr" in view it answered the season with "2".
+    focus_sentences: int = 2
 
     def __post_init__(self):
-        if self.k < 0 or self.prompt_sources < 1 or self.max_answer_tokens < 16 or self.shorten_after_words < 0:
-            raise ValueError("k must be >= 0, prompt_sources >= 1, max_answer_tokens >= 16 "
-                             "and shorten_after_words >= 0")
+        if self.k < 0 or self.prompt_sources < 1 or self.max_answer_tokens < 16 or self.shorten_after_words < 0 \
+                or self.focus_sentences < 0:
+            raise ValueError("k must be >= 0, prompt_sources >= 1, max_answer_tokens >= 16, "
+                             "shorten_after_words >= 0 and focus_sentences >= 0")
         if not 0.0 <= self.min_support <= 1.0:
             raise ValueError("min_support must be between 0 and 1")
 
@@ -161,6 +171,38 @@ def shorten_messages(question: str, answer: str) -> list[dict]:
     return [{"role": "system", "content": SHORTEN_SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
+def translate_answer_messages(answer: str, language: str) -> list[dict]:
+    return [{"role": "system", "content": TRANSLATE_ANSWER_SYSTEM_PROMPT.format(language=LANGUAGE_NAMES[language])},
+            {"role": "user", "content": clean_source_text(answer)}]
+
+
+def markers_of(answer: str) -> str:
+    """The answer's source markers, in order: "Moskau [1] und Peking [2]" -> "[1] [2]"."""
+    return " ".join(m.group(0) for m in MARKER.finditer(answer))
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[^\W\d_]{3,}", text.lower()))
+
+
+def copied_words(answer: str, quotes: list[str], question: str) -> set[str]:
+    """Words of the answer that stand in the quotes but not in the question.
+
+    >>> sorted(copied_words("Im Frühling [2]", ["Putin lud Xi im Frühling ein."], "In which season?"))
+    ['frühling']
+    """
+    return _words(strip_markers(answer)) & _words(" ".join(quotes)) - _words(question)
+
+
+def quoted_words(quotes: list[str]) -> set[str]:
+    """Words inside quotation marks: what someone said, which an answer may keep as said.
+
+    >>> sorted(quoted_words(['Putin nannte Xi einen "lieben Freund".']))
+    ['freund', 'lieben']
+    """
+    return _words(" ".join(re.findall(r'["„“”«»]([^"„“”«»]{1,200})["„“”«»]', " ".join(quotes))))
+
+
 def direct_part(answer: str, reply: str, question: str) -> str | None:
     """The span of `answer` (markers aside) that `reply` copies, with the answer's markers after it.
 
@@ -186,20 +228,21 @@ def direct_part(answer: str, reply: str, question: str) -> str | None:
         return None  # "UN" inside "United": a part of a word is no answer
     if set(analyze(bare[start:end])) <= set(analyze(question)):
         return None
-    markers = " ".join(m.group(0) for m in MARKER.finditer(answer))
-    return f"{bare[start:end]} {markers}".strip()
+    return f"{bare[start:end]} {markers_of(answer)}".strip()
 
 
 class QuestionAnswerer:
     """Answers questions over one index with one retriever and one generator, loaded once."""
 
     def __init__(self, index: Index, retriever: Retriever, generator: Generator,
-                 settings: AnswerSettings = AnswerSettings(), models: dict | None = None):
+                 settings: AnswerSettings = AnswerSettings(), models: dict | None = None,
+                 translate: Callable[[str, str], str] | None = None):
         self.index = index
         self.retriever = retriever
         self.generator = generator
         self.settings = settings
         self.models = models or {}
+        self.translate = translate  # (text, language) -> text in that language, for the support check
 
     def warm_up(self) -> dict[str, float]:
         """Load both models now; returns the seconds each took (0 when already loaded)."""
@@ -231,6 +274,83 @@ class QuestionAnswerer:
         timings["shortening"] = time.perf_counter() - started
         return direct_part(answer, reply, question) or answer
 
+    def in_question_language(self, question: str, answer: str, quotes: list[str], language: str,
+                             timings: dict[str, float]) -> str:
+        """An answer that copies words of the sources into another language, translated into the question's.
+
+        The model often answers an English question with the German words of the source
+        ("Geschenk", "Kulturimperialismus"); names come through the translation unchanged. Words
+        quoted in the source stay as said (translated, "lieben Freund" became "To love a friend").
+        A reply that is no short translation (empty, several lines, far longer) is not used.
+        """
+        copied = copied_words(answer, quotes, question)
+        if language == self.index.manifest.language or not copied or copied <= quoted_words(quotes):
+            return answer
+        bare = strip_markers(answer)
+        started = time.perf_counter()
+        reply = strip_markers(self.generator.generate(translate_answer_messages(bare, language), max_tokens=48).text)
+        timings["answer_translation"] = time.perf_counter() - started
+        if not reply or "\n" in reply or len(reply.split()) > 2 * len(bare.split()) + 3:
+            return answer
+        if not bare.endswith("."):
+            reply = reply.rstrip(".")
+        return f"{reply} {markers_of(answer)}".strip()
+
+    def focus(self, question: str, sources: list[Chunk]) -> list[Chunk]:
+        """The `focus_sentences` sentences of `sources` nearest the question, each a source of its own.
+
+        Ranked by the retriever's embedder, listed in the sources' order; a sentence keeps its
+        chunk id and gets its own document offsets, so a citation of it quotes exactly it.
+        """
+        sentences = [replace(chunk, start=span.start, end=span.end, text=span.text) for chunk in sources
+                     for span in split_sentences(self.index.documents[chunk.doc_id].text, chunk.start, chunk.end)]
+        if not sentences:
+            return []
+        embedder = self.retriever.embedder
+        nearness = embedder.embed([s.text for s in sentences]) @ embedder.embed_query([question])[0]
+        chosen = np.argsort(-nearness, kind="stable")[:self.settings.focus_sentences]
+        return [sentences[i] for i in sorted(chosen)]
+
+    def support(self, question: str, quotes: list[str], language: str) -> float:
+        """How surely the quotes answer the question, in [0, 1] (the model's leaning to "yes").
+
+        This model judges a question against sentences in another language poorly: it took
+        "26 Staats- und Regierungschefs an der Parade" as the number of soldiers who marched
+        (0.40) but not once the question was German too (0.20). So a question in another language
+        than the corpus is judged twice, as asked and translated, and the two leanings averaged.
+        """
+        leaning = self.generator.yes_probability(support_messages(question, quotes))
+        corpus_language = self.index.manifest.language
+        if self.translate is None or language == corpus_language:
+            return leaning
+        translated = self.translate(question, corpus_language)
+        return (leaning + self.generator.yes_probability(support_messages(translated, quotes))) / 2
+
+    def nearness(self, sources: list[Chunk]) -> Callable[[str], list[float]]:
+        """Scores of `sources` against a text by the retriever's (multilingual) embedder."""
+        embedder = self.retriever.embedder
+        return lambda text: [float(x) for x in embedder.embed([s.text for s in sources]) @ embedder.embed_query([text])[0]]
+
+    def attempt(self, question: str, sources: list[Chunk], language: str, timings: dict[str, float],
+                on_token: Callable[[str], None] | None = None) -> Attempt:
+        """One answer from `sources`: generated, its citations resolved, its quotes checked."""
+        generation = self.generator.generate(build_messages(question, sources, self.index.documents, language),
+                                             self.settings.max_answer_tokens, on_token)
+        timings["prompt_processing"] = generation.prompt_seconds
+        timings["generation"] = generation.generation_seconds
+        t = time.perf_counter()
+        resolved = (resolve_citations(generation.text, sources, self.index.documents, question, self.nearness(sources))
+                    if sources and generation.text.strip() else None)
+        quotes = [c.quote for c in resolved.citations if c.verified] if resolved else []
+        timings["citations"] = time.perf_counter() - t
+        support = None
+        if quotes:
+            t = time.perf_counter()
+            support = self.support(question, quotes, language)
+            timings["support_check"] = time.perf_counter() - t
+        return Attempt(sources, generation, resolved, quotes, support,
+                       support is not None and support >= self.settings.min_support)
+
     def ask(self, question: str, k: int | None = None,
             on_token: Callable[[str], None] | None = None) -> Answer:
         question = question.strip()
@@ -246,28 +366,42 @@ class QuestionAnswerer:
         withheld = [r.chunk.chunk_id for r in result.chunks if addresses_the_model(r.chunk.text)]
         sources = self.fit_sources(question, [r for r in result.chunks if r.chunk.chunk_id not in withheld], language)
         timings["prompt_building"] = time.perf_counter() - t
-        generation = self.generator.generate(build_messages(question, sources, self.index.documents, language),
-                                             self.settings.max_answer_tokens, on_token)
-        timings["prompt_processing"] = generation.prompt_seconds
-        timings["generation"] = generation.generation_seconds
-        t = time.perf_counter()
-        resolved = (resolve_citations(generation.text, sources, self.index.documents, question)
-                    if sources and generation.text.strip() else None)
-        quotes = [c.quote for c in resolved.citations if c.verified] if resolved else []
-        timings["citations"] = time.perf_counter() - t
-        support = None
-        if quotes:
+        answer = self.attempt(question, sources, language, timings, on_token)
+        attempts = [answer]
+        if not answer.supported and self.settings.focus_sentences and sources:
             t = time.perf_counter()
-            support = self.generator.yes_probability(support_messages(question, quotes))
-            timings["support_check"] = time.perf_counter() - t
-        if support is not None and support >= self.settings.min_support:
-            text = restore_qualifiers(self.shorten(question, resolved.text, timings), quotes, language)
-            citations, invented = resolved.citations, resolved.invented
+            # Not streamed: the caller shows the checked answer when it differs from what streamed.
+            attempts.append(self.attempt(question, self.focus(question, sources), language, {}))
+            timings["focused_attempt"] = time.perf_counter() - t
+            # The same answer again is the answer already withdrawn, not a second opinion.
+            if attempts[-1].supported and answer_words(attempts[-1]) != answer_words(answer):
+                answer = attempts[-1]
+        if answer.supported:
+            text = self.shorten(question, answer.resolved.text, timings)
+            text = self.in_question_language(question, text, answer.quotes, language, timings)
+            text = restore_qualifiers(text, answer.quotes, language)
+            citations, invented = answer.resolved.citations, answer.resolved.invented
         else:
             text, citations, invented = ABSTENTION[language], [], []
-        abstained = not citations
         timings["total"] = time.perf_counter() - started
-        return Answer(question, text, abstained, language, citations, invented, result.chunks, len(sources),
-                      generation.finish_reason, timings, self.models, generation.prompt_tokens,
-                      generation.completion_tokens, search_query=result.lexical_query, support=support,
-                      withheld=withheld)
+        return Answer(question, text, not citations, language, citations, invented, result.chunks,
+                      len(answer.sources), answer.generation.finish_reason, timings, self.models,
+                      sum(a.generation.prompt_tokens for a in attempts),
+                      sum(a.generation.completion_tokens for a in attempts), search_query=result.lexical_query,
+                      support=answer.support, withheld=withheld)
+
+
+def answer_words(attempt: Attempt) -> list[str]:
+    return analyze(strip_markers(attempt.generation.text))
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One generated answer and what checking it found."""
+
+    sources: list[Chunk]
+    generation: Generation
+    resolved: CitationResult | None
+    quotes: list[str]  # the verified citations' quotes
+    support: float | None  # the support check's score of the quotes (None: no verified quote)
+    supported: bool  # support at least the answerer's min_support

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 from .chunking import Chunk, split_sentences
 from .lexical import analyze
@@ -132,14 +133,18 @@ def best_quote(doc_text: str, chunk: Chunk, support: str, answer: str = "") -> t
     return best
 
 
-def resolve_citations(answer: str, sources: list[Chunk], documents: dict, question: str) -> CitationResult:
+def resolve_citations(answer: str, sources: list[Chunk], documents: dict, question: str,
+                      nearness: Callable[[str], list[float]] | None = None) -> CitationResult:
     """Map the markers of `answer` onto `sources` (numbered from 1) and attach verified quotes.
 
     A small model often cites the wrong number. Each citation is checked: its quote is the
     sentence of the cited chunk that best supports the answer. If another source supports the
     answer strictly better, the citation moves there (the answer's marker is renumbered and the
     citation records the number the model wrote). An answer with no marker gets the
-    best-supporting source, if any source relates to it at all.
+    best-supporting source, if any source relates to it at all. `nearness` (the answer and
+    question -> one score per source, e.g. a multilingual embedder's cosine) decides between
+    sources that share as many terms with them: an English answer shares no words with the
+    German sentence it comes from ("Spring" / "im Frühling").
     """
     numbers = cited_numbers(answer)
     invented = [n for n in numbers if not 1 <= n <= len(sources)]
@@ -147,12 +152,17 @@ def resolve_citations(answer: str, sources: list[Chunk], documents: dict, questi
     answer_only = rewrite_markers(answer, {n: None for n in numbers})
     support = f"{answer_only} {question}"
     candidates = [best_quote(documents[c.doc_id].text, c, support, answer_only) for c in sources]
-    best = max(range(len(sources)), key=lambda i: (candidates[i][2], -i)) if sources else None
+    scores = [candidates[i][2] for i in range(len(sources))]
+    if nearness and sources and len(set(scores)) < len(scores):
+        rank = [(score, near) for score, near in zip(scores, nearness(support))]
+    else:
+        rank = [(score, 0.0) for score in scores]
+    best = max(range(len(sources)), key=lambda i: (rank[i], -i)) if sources else None
     mapping: dict[int, int | None] = {n: None for n in invented}
     citations: list[Citation] = []
     for number in valid:
         chosen = number
-        if best is not None and candidates[best][2] > candidates[number - 1][2]:
+        if best is not None and rank[best] > rank[number - 1]:
             chosen = best + 1
         mapping[number] = chosen
         if all(c.number != chosen for c in citations):

@@ -116,6 +116,14 @@ def index(paths: list[Path] = typer.Argument(None, help="Files or folders of .tx
                   f"(embedded {report.embedded}, reused {report.reused}) in {report.seconds:.1f} s")
 
 
+def finish_streamed_answer(answer: Answer, streamed: str) -> None:
+    """End the streamed line; an abstention follows what streamed, which was then withdrawn."""
+    if answer.abstained:
+        sys.stdout.write(("\n(checked against the sources: withdrawn) " if streamed else "") + answer.answer)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
 def print_answer_sources(answer: Answer, streamed: str = "", console: Console = out) -> None:
     """The verified sources under a streamed answer, and what checking them changed."""
     if not answer.abstained and strip_markers(streamed) != strip_markers(answer.answer):
@@ -170,11 +178,7 @@ def ask(question: str = typer.Argument(..., help="The question, in English or Ge
         sys.stdout.flush()
 
     answer = answerer.ask(question, on_token=show)
-    if answer.abstained:
-        # Something streamed and then withdrawn: its quotes did not answer the question.
-        sys.stdout.write(("\n(checked against the sources: withdrawn) " if streamed else "") + answer.answer)
-    sys.stdout.write("\n")
-    sys.stdout.flush()
+    finish_streamed_answer(answer, "".join(streamed))
     print_answer_sources(answer, "".join(streamed))
 
 
@@ -239,7 +243,7 @@ def evaluate(question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--
     """Answer the evaluation set, score it per tag, and fail (exit 1) on a regression against the baseline."""
     from rich.table import Table
 
-    from .evaluation import EXIT_REGRESSION, compare_with_baseline, load_eval_set, run_eval
+    from .evaluation import EXIT_REGRESSION, compare_with_baseline, load_eval_set, run_eval, runtime_note
     from .fileio import atomic_write_json
 
     questions = load_eval_set(question_set)
@@ -277,9 +281,13 @@ def evaluate(question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--
     if not baseline.is_file():
         fail(f"no baseline at {baseline}; create one with --update-baseline")
     try:
-        problems = compare_with_baseline(result, json.loads(baseline.read_text()))
+        recorded = json.loads(baseline.read_text())
+        problems = compare_with_baseline(result, recorded)
     except (ValueError, KeyError) as exc:
         fail(f"the baseline {baseline} is not a valid report ({exc})")
+    note = runtime_note(result, recorded)
+    if note:
+        err.print(f"note: {note}", soft_wrap=True, markup=False)
     if problems:
         err.print(f"[bold red]regression[/] against {baseline}:")
         for problem in problems:
@@ -357,10 +365,7 @@ def chat(index_dir: Path = IndexOption,
             sys.stdout.write("\n")
             err.print("(stopped)")
             continue
-        if answer.abstained:
-            sys.stdout.write(answer.answer)
-        sys.stdout.write("\n")
-        sys.stdout.flush()
+        finish_streamed_answer(answer, "".join(streamed))
         print_answer_sources(answer, "".join(streamed))
         out.print()
 

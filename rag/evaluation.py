@@ -192,6 +192,15 @@ def compare_with_baseline(report: dict, baseline: dict) -> list[str]:
     return problems
 
 
+def runtime_note(report: dict, baseline: dict) -> str | None:
+    """A note when the baseline's answers came from another build of the model runtime."""
+    old, new = baseline.get("runtime"), report.get("runtime")
+    if old and new and old != new:
+        return (f"the baseline was answered by {old}, this run by {new}: answers can differ in a few "
+                "questions from rounding alone (`make install` builds the one the baseline was recorded with)")
+    return None
+
+
 def without_timings(report: dict) -> dict:
     """The report with everything that depends on the clock removed (for determinism checks)."""
     clean = json.loads(json.dumps(report))
@@ -222,6 +231,7 @@ def run_eval(answerer, questions: list[EvalQuestion], on_done=None) -> dict:
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "wall_seconds": round(time.perf_counter() - started, 2),
         "models": answerer.models,
+        "runtime": answerer.generator.runtime,
         "index": {"manifest_sha256": answerer.index.manifest_sha256,
                   "embedder": answerer.index.manifest.embedder, "chunker": answerer.index.manifest.chunker},
         "settings": {"retrieval": asdict(answerer.retriever.settings), "answer": asdict(answerer.settings)},

@@ -6,6 +6,7 @@ file through llama-cpp-python, loaded on first use, greedy and seeded so answers
 
 from __future__ import annotations
 
+import re
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ class Generation:
 class Generator(ABC):
     model_id: str
     context_length: int
+    runtime: str = ""  # what runs the model, when answers depend on it
 
     def load(self) -> None:
         """Load the model now rather than on first use."""
@@ -66,6 +68,19 @@ class LlamaGenerator(Generator):
     @property
     def context_length(self) -> int:
         return self.n_ctx
+
+    @property
+    def runtime(self) -> str:
+        """The llama.cpp build: its version and the CPU features it was compiled for.
+
+        Answers repeat exactly only on the same build: an AVX-512 build rounds differently from
+        an AVX2 one, enough to change a few answers of the seed evaluation set.
+        """
+        import llama_cpp
+
+        info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+        features = [name for name, on in re.findall(r"(\w+) = (\d+)", info) if on != "0"]
+        return f"llama-cpp-python {llama_cpp.__version__} ({' '.join(features)})"
 
     def training_context_length(self) -> int | None:
         meta = self._load().metadata

@@ -55,9 +55,14 @@ def answerer_for(index: Index, embedder: Embedder, generator: Generator,
                  answer: AnswerSettings = AnswerSettings()) -> QuestionAnswerer:
     models = {"embedder": embedder.model_id, "embedder_sha256": getattr(embedder, "sha256", ""),
               "generator": generator.model_id, "generator_sha256": getattr(generator, "sha256", "")}
-    return QuestionAnswerer(index, Retriever(index, embedder, retrieval), generator, answer, models)
+    return QuestionAnswerer(index, Retriever(index, embedder, retrieval), generator, answer, models,
+                            translate=translator_for(generator).translate)
 
 
 def make_translator(path: str | None = None, progress: Callable[[int, int], None] | None = None) -> QueryTranslator:
     """Translations by the answerer model, cached on disk beside the other caches."""
-    return QueryTranslator(make_generator(path, progress), rag_home() / "translations.json")
+    return translator_for(make_generator(path, progress))
+
+
+def translator_for(generator: Generator) -> QueryTranslator:
+    return QueryTranslator(generator, rag_home() / "translations.json")

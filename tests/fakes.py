@@ -35,12 +35,13 @@ class FakeGenerator(Generator):
     """Replies with `reply(messages)`; counts whitespace words as tokens."""
 
     def __init__(self, reply: str | Callable[[list[dict]], str] = "", context_length: int = 4096,
-                 finish_reason: str = "stop", support: float = 1.0):
+                 finish_reason: str = "stop", support: float | Callable[[list[dict]], float] = 1.0):
         self.reply = reply
-        self.support = support  # what the support check of every answer returns
+        self.support = support  # what the support check returns, or a function of its messages
         self.context_length = context_length
         self.finish_reason = finish_reason
         self.model_id = "fake-generator@1"
+        self.runtime = "fake runtime 1"
         self.calls: list[list[dict]] = []
 
     def count_tokens(self, text: str) -> int:
@@ -48,7 +49,7 @@ class FakeGenerator(Generator):
 
     def yes_probability(self, messages) -> float:
         self.calls.append(messages)
-        return self.support
+        return self.support(messages) if callable(self.support) else self.support
 
     def generate(self, messages, max_tokens, on_token=None) -> Generation:
         self.calls.append(messages)

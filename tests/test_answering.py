@@ -1,6 +1,6 @@
 import pytest
 
-from conftest import AGREEMENTS_DOC
+from conftest import AGREEMENTS_DOC, VISIT_DOC
 from fakes import FakeEmbedder, FakeGenerator
 from rag.answering import (SHORTEN_SYSTEM_PROMPT, SUPPORT_SYSTEM_PROMPT, AnswerSettings, QuestionAnswerer,
                            addresses_the_model, build_messages, clean_source_text, direct_part)
@@ -35,8 +35,8 @@ def test_an_answer_its_quotes_do_not_support_is_withdrawn(seeds, tmp_path):
     english = answerer.ask("How many soldiers marched at the parade with 26 heads of state?")
     assert english.abstained and english.citations == [] and "do not answer" in english.answer
     assert english.support == pytest.approx(0.2) and english.to_json()["support"] == 0.2
-    check = generator.calls[-1]
-    assert check[0]["content"] == SUPPORT_SYSTEM_PROMPT and check[1]["content"].startswith("Sentence: ")
+    check = next(c for c in generator.calls if c[0]["content"] == SUPPORT_SYSTEM_PROMPT)
+    assert check[1]["content"].startswith("Sentence: ")
     assert "How many soldiers marched" in check[1]["content"]
     assert "26 [1]" not in check[1]["content"], "the check sees the quote and the question, not the answer"
     german = answerer.ask("Wie viele Soldaten marschierten bei der Parade mit 26 Staatschefs?")
@@ -52,7 +52,94 @@ def test_an_answer_at_the_support_threshold_stands(seeds, tmp_path):
 def test_an_answer_without_a_supporting_quote_is_withdrawn_unchecked(seeds, tmp_path):
     generator = FakeGenerator("Sushi")
     answer = make_answerer(seeds, tmp_path, generator).ask("What is the favourite food?")
-    assert answer.abstained and answer.support is None and len(generator.calls) == 1
+    assert answer.abstained and answer.support is None
+    assert all(c[0]["content"] != SUPPORT_SYSTEM_PROMPT for c in generator.calls)
+
+
+def sources_in(messages) -> int:
+    return sum(f"[{n}]" in messages[-1]["content"] for n in range(1, 10))
+
+
+def test_a_withdrawn_answer_is_asked_again_over_the_sentences_nearest_the_question(seeds, tmp_path):
+    # Over whole chunks the model answers beside the point; over two sentences it finds the season.
+    leanings = iter([0.1, 0.9])
+    generator = FakeGenerator(lambda m: "Frühling [2]" if sources_in(m) == 2 else "Dezember [1]",
+                              support=lambda m: next(leanings))
+    answerer = make_answerer(seeds, tmp_path, generator)
+    answer = answerer.ask("Zu welcher Jahreszeit hat Putin den chinesischen Staatschef zu einem Staatsbesuch nach Moskau eingeladen?")
+    assert answer.answer.startswith("Frühling [") and answer.sources_in_prompt == 2
+    assert "focused_attempt" in answer.timings
+    [citation] = answer.citations
+    assert citation.verified and citation.doc_id == VISIT_DOC and "im Frühling zu einem Staatsbesuch" in citation.quote
+    focused_prompt = generator.calls[-2][1]["content"]  # the last generation before its support check
+    assert sources_in(generator.calls[-2]) == 2 and "Frühling" in focused_prompt
+    assert "Im Dezember" not in focused_prompt, "the focused prompt holds sentences, not whole chunks"
+
+
+def test_the_same_answer_again_is_not_a_second_chance(seeds, tmp_path):
+    leanings = iter([0.2, 0.9])  # the retry's check would pass: it is not asked to decide again
+    generator = FakeGenerator("26 [1]", support=lambda m: next(leanings))
+    answer = make_answerer(seeds, tmp_path, generator).ask("Wie viele Soldaten marschierten bei der Parade?")
+    assert answer.abstained and answer.support == pytest.approx(0.2)
+
+
+def test_without_a_focused_retry_a_withdrawn_answer_stays_withdrawn(seeds, tmp_path):
+    generator = FakeGenerator(lambda m: "Frühling [2]" if sources_in(m) == 2 else "Dezember [1]", support=0.1)
+    answerer = make_answerer(seeds, tmp_path, generator)
+    answerer.settings = AnswerSettings(focus_sentences=0)
+    answer = answerer.ask("Zu welcher Jahreszeit lud Putin Xi Jinping ein?")
+    assert answer.abstained and "focused_attempt" not in answer.timings
+
+
+def test_a_question_in_another_language_is_checked_also_translated(seeds, tmp_path):
+    generator = FakeGenerator("26 [1]", support=lambda m: 0.6 if "How many" in m[1]["content"] else 0.0)
+    answerer = make_answerer(seeds, tmp_path, generator)
+    answerer.settings = AnswerSettings(focus_sentences=0)
+    translated = []
+    answerer.translate = lambda text, language: translated.append((text, language)) or "Wie viele Soldaten?"
+    english = answerer.ask("How many soldiers marched at the parade with 26 heads of state?")
+    assert translated == [("How many soldiers marched at the parade with 26 heads of state?", "de")]
+    assert english.support == pytest.approx(0.3) and english.abstained, "the mean of 0.6 as asked and 0.0 translated"
+    german = answerer.ask("Wie viele Staats- und Regierungschefs nehmen an der Parade teil?")
+    assert len(translated) == 1 and german.support == 0.0, "a question in the corpus language is checked once"
+
+
+def translating(answer, translation):
+    """Answers with `answer`; asked to translate, replies `translation`."""
+    return lambda messages: translation if messages[0]["content"].startswith("Translate") else answer
+
+
+def translations_asked(generator) -> list[str]:
+    return [c[1]["content"] for c in generator.calls if c[0]["content"].startswith("Translate")]
+
+
+def test_an_answer_copied_from_the_sources_is_translated_into_the_question_language(seeds, tmp_path):
+    generator = FakeGenerator(translating("mehr als 20 Kooperationsabkommen [1]", "more than 20 cooperation agreements."))
+    answer = make_answerer(seeds, tmp_path, generator).ask("How many Kooperationsabkommen unterzeichneten beide Seiten?")
+    assert translations_asked(generator) == ["mehr als 20 Kooperationsabkommen"], "asked without the markers"
+    assert answer.answer == "more than 20 cooperation agreements [1]" and "answer_translation" in answer.timings
+    assert answer.citations[0].verified and "Kooperationsabkommen" in answer.citations[0].quote
+
+
+@pytest.mark.parametrize("question, reply", [
+    ("Was haben beide Seiten unterzeichnet?", "mehr als 20 Kooperationsabkommen [1]"),  # already the question's language
+    ("How many Kooperationsabkommen unterzeichneten beide Seiten?", "20 [1]"),  # nothing copied but a number
+    ("What did Putin call Xi, nannte Xi einen?", "lieben Freund [1]"),  # quoted in the source: kept as said
+])
+def test_answers_in_the_question_language_are_not_translated(seeds, tmp_path, question, reply):
+    generator = FakeGenerator(translating(reply, "WRONG"))
+    answer = make_answerer(seeds, tmp_path, generator).ask(question)
+    assert answer.citations and answer.citations[0].verified
+    assert translations_asked(generator) == [] and reply.split(" [")[0] in answer.answer
+
+
+@pytest.mark.parametrize("translation", ["", "Here is the translation:\nmore than 20 agreements",
+                                         "The two sides signed more than twenty agreements on cooperation in energy, "
+                                         "aviation and agriculture."])
+def test_a_reply_that_is_no_short_translation_is_not_used(seeds, tmp_path, translation):
+    generator = FakeGenerator(translating("mehr als 20 Kooperationsabkommen [1]", translation))
+    answer = make_answerer(seeds, tmp_path, generator).ask("How many Kooperationsabkommen unterzeichneten beide Seiten?")
+    assert translations_asked(generator) and answer.answer == "mehr als 20 Kooperationsabkommen [1]"
 
 
 def shortening(long_answer, reply):

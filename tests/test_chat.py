@@ -14,6 +14,8 @@ def scripted(messages):
     system, user = messages[0]["content"], messages[1]["content"]
     if system.startswith("Rewrite"):
         return "In which season did Putin invite Xi Jinping to Moscow?"
+    if system.startswith("Translate"):
+        return user
     if "Frühling" in user and "season" in user:
         return "In spring (Frühling) [1]."
     return "Moskau [1]."
@@ -61,3 +63,14 @@ def test_piped_chat_prints_plain_text(monkeypatch, seeds, tmp_path):
     assert "(searching: In which season did Putin invite Xi Jinping to Moscow?)" in result.stdout
     assert "\x1b[" not in result.stdout
     assert result.stdout.count(f"] {VISIT_DOC}") >= 3  # after each answer, and for /sources
+
+
+def test_a_withdrawn_answer_in_chat_says_so_on_its_own_line(monkeypatch, seeds, tmp_path):
+    monkeypatch.setattr(pipeline, "make_embedder", lambda path=None: FakeEmbedder(max_tokens=256))
+    monkeypatch.setattr(pipeline, "make_generator", lambda path=None, progress=None: FakeGenerator("26 [1]", support=0.1))
+    runner = CliRunner()
+    runner.invoke(app, ["index", str(seeds), "--index", str(tmp_path / "idx")])
+    result = runner.invoke(app, ["chat", "--index", str(tmp_path / "idx")],
+                           input="Wie viele Soldaten marschierten bei der Parade?\n")
+    assert result.exit_code == 0, result.output
+    assert "26 [1]\n(checked against the sources: withdrawn) Die Quellen beantworten diese Frage nicht." in result.stdout

@@ -32,6 +32,20 @@ def test_a_wrong_number_moves_to_the_source_that_supports_the_answer():
     assert result.text == "Moskau, im Frühling [2]."
 
 
+def test_between_equally_related_sources_the_nearer_in_meaning_is_cited():
+    # "Spring" shares no word with "im Frühling": both sentences share only "Putin" and "Xi"
+    heading = Chunk("d", "d#0", 0, 13, "Putin und Xi.")
+    visit = Chunk("d", "d#1", 14, 46, "Putin lud Xi im Frühling ein.")
+    doc = Document("d", "Putin und Xi. Putin lud Xi im Frühling ein.", "d.txt", "0", None)
+    by_meaning = lambda text: [0.2, 0.8]  # noqa: E731 - what a multilingual embedder would say
+    moved = resolve_citations("Spring [1]", [heading, visit], {"d": doc}, "In which season did Putin invite Xi?",
+                              nearness=by_meaning)
+    [citation] = moved.citations
+    assert (citation.number, citation.cited_as, citation.quote) == (2, 1, "Putin lud Xi im Frühling ein.")
+    kept = resolve_citations("Spring [1]", [heading, visit], {"d": doc}, "In which season did Putin invite Xi?")
+    assert kept.citations[0].number == 1, "without a measure of meaning the model's number stands"
+
+
 def test_a_source_unrelated_to_the_answer_is_not_verified():
     unrelated = Chunk("d", "d#0", 0, 38, TEXT[0:38])
     result = resolve_citations("Zwölf Bananen [1].", [unrelated], {"d": DOC}, "Wie viele Bananen?")

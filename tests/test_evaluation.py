@@ -7,7 +7,8 @@ from fakes import FakeEmbedder, FakeGenerator
 from rag import pipeline
 from rag.cli import app
 from rag.evaluation import (EvalQuestion, answer_is_correct, compare_with_baseline, load_eval_set,
-                            number_matches, numbers_with_qualifiers, score_question, token_f1, without_timings)
+                            number_matches, numbers_with_qualifiers, runtime_note, score_question, token_f1,
+                            without_timings)
 from conftest import ROOT
 
 
@@ -63,6 +64,14 @@ def test_gate_names_metric_drops_and_flipped_questions():
     assert not any("citation_precision" in p for p in problems)  # within tolerance
 
 
+def test_a_baseline_answered_by_another_runtime_build_is_pointed_out():
+    avx2, avx512 = "llama-cpp-python 0.3.36 (AVX2 FMA)", "llama-cpp-python 0.3.36 (AVX2 AVX512 FMA)"
+    note = runtime_note({"runtime": avx512}, {"runtime": avx2})
+    assert avx2 in note and avx512 in note and "make install" in note
+    assert runtime_note({"runtime": avx2}, {"runtime": avx2}) is None
+    assert runtime_note({"runtime": avx2}, {}) is None, "a baseline that does not say is not guessed about"
+
+
 def test_the_committed_evaluation_set_meets_its_spec():
     questions = load_eval_set(ROOT / "eval" / "questions.jsonl")
     tags = [t for q in questions for t in q.tags]
@@ -93,6 +102,10 @@ def test_eval_cli_passes_then_fails_on_regression(monkeypatch, seeds, tmp_path):
     assert second.exit_code == 0 and "no regression" in second.stdout
     r1, r2 = (json.loads((tmp_path / f).read_text()) for f in ("r1.json", "r2.json"))
     assert without_timings(r1) == without_timings(r2)
+    base = json.loads((tmp_path / "base.json").read_text())
+    (tmp_path / "base.json").write_text(json.dumps(base | {"runtime": "another build"}))
+    other = runner.invoke(app, ["eval", *map(str, common), "--report", str(tmp_path / "r4.json")])
+    assert other.exit_code == 0 and "note: the baseline was answered by another build" in other.stderr
     broken = runner.invoke(app, ["eval", *map(str, common), "--report", str(tmp_path / "r3.json"), "--k", "0"])
     assert broken.exit_code == 1
     assert "question city was answered correctly and now is not" in broken.stderr

@@ -187,7 +187,7 @@ def test_chat_ctrl_c_stops_the_answer_and_returns_to_the_prompt(seeds_index):
 
 
 def test_piped_chat_understands_a_follow_up(seeds_index):
-    """Questions piped one per line: plain text, the follow-up rewritten before retrieval."""
+    """Questions piped one per line: plain text, the follow-up rewritten before retrieval and answered."""
     import subprocess
     import sys
     from pathlib import Path
@@ -200,6 +200,9 @@ def test_piped_chat_understands_a_follow_up(seeds_index):
     assert "Moskau" in first or "Moscow" in first
     assert f"{VISIT_DOC}" in first
     assert "(searching:" in second, "the follow-up is shown as rewritten"
+    answer, sources = second.split("Sources:")  # the quote says "im Frühling" whatever the answer is
+    assert ("spring" in answer.lower() or "frühling" in answer.lower()) and "withdrawn" not in answer, second
+    assert f"{VISIT_DOC}" in sources and "im Frühling" in sources, "the season is cited with its sentence"
     assert "\x1b[" not in done.stdout
 
 
