@@ -306,9 +306,8 @@ class QuestionAnswerer:
                      for span in split_sentences(self.index.documents[chunk.doc_id].text, chunk.start, chunk.end)]
         if not sentences:
             return []
-        embedder = self.retriever.embedder
-        nearness = embedder.embed([s.text for s in sentences]) @ embedder.embed_query([question])[0]
-        chosen = np.argsort(-nearness, kind="stable")[:self.settings.focus_sentences]
+        nearness = self.nearness(sentences)(question)
+        chosen = np.argsort(-np.asarray(nearness), kind="stable")[:self.settings.focus_sentences]
         return [sentences[i] for i in sorted(chosen)]
 
     def support(self, question: str, quotes: list[str], language: str) -> float:
