@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # -DGGML_NATIVE=ON builds for this CPU: faster on AVX-512, but answers may differ from the baseline.
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+# The pin pyproject.toml holds, so the portable build below is the one `pip install -e .` keeps.
+LLAMA_PIN := $(shell grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml)
 
 .PHONY: install demo test test-fast eval bench clean
 
@@ -16,7 +18,7 @@ $(STAMP): pyproject.toml
 	# llama-cpp-python compiles here. Portable (AVX2, not -march=native), so every x86-64 machine
 	# gets the same answers and the committed eval baseline holds in CI: an AVX-512 build answered
 	# 3 of the 37 seed questions differently. Not from pip's cache, which ignores CMAKE_ARGS.
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --progress-bar off --no-cache-dir llama-cpp-python==0.3.36
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --progress-bar off --no-cache-dir $(LLAMA_PIN)
 	$(BIN)/pip install --progress-bar off -e '.[dev]'
 	touch $(STAMP)
 

@@ -152,7 +152,7 @@ def resolve_citations(answer: str, sources: list[Chunk], documents: dict, questi
     answer_only = rewrite_markers(answer, {n: None for n in numbers})
     support = f"{answer_only} {question}"
     candidates = [best_quote(documents[c.doc_id].text, c, support, answer_only) for c in sources]
-    scores = [candidates[i][2] for i in range(len(sources))]
+    scores = [score for _, _, score in candidates]
     if nearness and sources and len(set(scores)) < len(scores):
         rank = [(score, near) for score, near in zip(scores, nearness(support))]
     else:
