@@ -13,16 +13,17 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from .chunking import Chunk, split_sentences
 import numpy as np
 
-from .citations import MARKER, Citation, CitationResult, find_quote, resolve_citations, strip_markers
+from .chunking import Chunk, split_sentences
+from .citations import Citation, CitationResult, resolve_citations, strip_markers
 from .generation import Generation, Generator
 from .index import Index
 from .language import LANGUAGE_NAMES, detect_language
 from .lexical import analyze
 from .numbers import restore_qualifiers
 from .retrieval import RetrievedChunk, Retriever
+from .shaping import copied_words, direct_part, markers_of, quoted_words, without_restated_question
 
 ABSTENTION = {
     "en": "The sources do not answer this question.",
@@ -176,61 +177,6 @@ def translate_answer_messages(answer: str, language: str) -> list[dict]:
             {"role": "user", "content": clean_source_text(answer)}]
 
 
-def markers_of(answer: str) -> str:
-    """The answer's source markers, in order: "Moskau [1] und Peking [2]" -> "[1] [2]"."""
-    return " ".join(m.group(0) for m in MARKER.finditer(answer))
-
-
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"[^\W\d_]{3,}", text.lower()))
-
-
-def copied_words(answer: str, quotes: list[str], question: str) -> set[str]:
-    """Words of the answer that stand in the quotes but not in the question.
-
-    >>> sorted(copied_words("Im Frühling [2]", ["Putin lud Xi im Frühling ein."], "In which season?"))
-    ['frühling']
-    """
-    return _words(strip_markers(answer)) & _words(" ".join(quotes)) - _words(question)
-
-
-def quoted_words(quotes: list[str]) -> set[str]:
-    """Words inside quotation marks: what someone said, which an answer may keep as said.
-
-    >>> sorted(quoted_words(['Putin nannte Xi einen "lieben Freund".']))
-    ['freund', 'lieben']
-    """
-    return _words(" ".join(re.findall(r'["„“”«»]([^"„“”«»]{1,200})["„“”«»]', " ".join(quotes))))
-
-
-def direct_part(answer: str, reply: str, question: str) -> str | None:
-    """The span of `answer` (markers aside) that `reply` copies, with the answer's markers after it.
-
-    None when the reply is not a shorter part of the answer (so nothing new can enter it) or only
-    repeats the question's own terms (the shortener picked the subject, not the answer).
-
-    >>> direct_part("Die Biodiversität wird verloren gehen. [2]", "Biodiversität", "Was geht verloren?")
-    'Biodiversität [2]'
-    >>> direct_part("Fort Caroline was rebuilt in 1964. [1]", "Fort Matanzas", "Which fort?") is None
-    True
-    >>> direct_part("The talks took place at the summit of the United Nations. [3]", "UN", "Where?") is None
-    True
-    >>> direct_part("Zwillingsprimzahlen sind Paare von Primzahlen. [1]", "Zwillingsprimzahlen",
-    ...             "Was ist eine Zwillingsprimzahl?") is None
-    True
-    """
-    bare = strip_markers(answer)
-    found = find_quote(bare, reply.strip().strip('"„“”«».,;:').strip())
-    if found is None or found[1] - found[0] >= len(bare.rstrip(".!? ")):
-        return None
-    start, end = found
-    if (start > 0 and bare[start - 1].isalnum()) or (end < len(bare) and bare[end].isalnum()):
-        return None  # "UN" inside "United": a part of a word is no answer
-    if set(analyze(bare[start:end])) <= set(analyze(question)):
-        return None
-    return f"{bare[start:end]} {markers_of(answer)}".strip()
-
-
 class QuestionAnswerer:
     """Answers questions over one index with one retriever and one generator, loaded once."""
 
@@ -378,6 +324,9 @@ class QuestionAnswerer:
         if answer.supported:
             text = self.shorten(question, answer.resolved.text, timings)
             text = self.in_question_language(question, text, answer.quotes, language, timings)
+            # Last, so that it sees the answer in the question's language, and after the model's cut,
+            # which finds the answer inside a sentence better than trimming its ends does.
+            text = without_restated_question(text, question) or text
             text = restore_qualifiers(text, answer.quotes, language)
             citations, invented = answer.resolved.citations, answer.resolved.invented
         else:

@@ -3,10 +3,11 @@ import pytest
 from conftest import AGREEMENTS_DOC, VISIT_DOC
 from fakes import FakeEmbedder, FakeGenerator
 from rag.answering import (SHORTEN_SYSTEM_PROMPT, SUPPORT_SYSTEM_PROMPT, AnswerSettings, QuestionAnswerer,
-                           addresses_the_model, build_messages, clean_source_text, direct_part)
+                           addresses_the_model, build_messages, clean_source_text)
 from rag.chunking import ChunkerSettings
 from rag.index import build_index, open_index
 from rag.retrieval import RetrievalSettings, Retriever
+from rag.shaping import direct_part
 
 
 def make_answerer(seeds, tmp_path, generator, k=4, mode="hybrid", prompt_sources=3):
@@ -159,11 +160,26 @@ def test_a_long_answer_is_cut_to_the_words_that_answer(seeds, tmp_path):
     assert generator.calls[-1][1]["content"].count("[1]") == 0, "the shortener sees the answer without markers"
 
 
-@pytest.mark.parametrize("reply", ["30 Abkommen", "", LONG.replace(" [1]", ""), "Kooperationsabkommen"])
+@pytest.mark.parametrize("reply", ["30 Abkommen", "", LONG.replace(" [1]", ""), "Kooperationsabkommen",
+                                   "20 Kooperationsabkommen, 30 Abkommen"])
 def test_a_shortening_that_is_not_a_shorter_part_of_the_answer_is_ignored(seeds, tmp_path, reply):
     answer = make_answerer(seeds, tmp_path, FakeGenerator(shortening(LONG, reply))).ask(
         "Wie viele Kooperationsabkommen wurden unterzeichnet?")
     assert answer.answer == LONG
+
+
+def test_words_restating_the_question_are_dropped_without_asking_the_model(seeds, tmp_path):
+    generator = FakeGenerator(shortening("Xi Jinping wurde im Frühling nach Moskau eingeladen. [1]", "WRONG"))
+    answer = make_answerer(seeds, tmp_path, generator).ask("Wer wurde im Frühling nach Moskau eingeladen?")
+    assert answer.answer == "Xi Jinping [1]" and "shortening" not in answer.timings
+    assert answer.citations[0].verified and "Xi Jinping" in answer.citations[0].quote
+
+
+def test_a_shortening_may_list_several_parts_of_the_answer(seeds, tmp_path):
+    generator = FakeGenerator(shortening(LONG.replace("mehr als 20", "Energie- und Luftfahrtabkommen sowie mehr als 20"),
+                                         "Energie-, Luftfahrtabkommen"))
+    answer = make_answerer(seeds, tmp_path, generator).ask("Welche Abkommen wurden unterzeichnet?")
+    assert answer.answer == "Energie-, Luftfahrtabkommen [1]" and "shortening" in answer.timings
 
 
 def test_short_answers_are_not_sent_to_the_shortener(seeds, tmp_path):

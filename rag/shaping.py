@@ -1,0 +1,134 @@
+"""Answer shaping: the fact alone, without the words around it, with the answer's markers kept.
+
+Pure text functions over an answer, its question and its quotes; the model calls that use them
+(the shortener, the answer translation) are in `answering`. Nothing here adds a word the answer
+did not have.
+
+>>> without_restated_question("Xi Jinping wurde im Frühling nach Moskau eingeladen. [1]",
+...                           "Wer wurde im Frühling nach Moskau eingeladen?")
+'Xi Jinping [1]'
+"""
+
+from __future__ import annotations
+
+import re
+
+from .citations import MARKER, find_quote, strip_markers
+from .lexical import analyze
+
+# A sentence ends after a word or a number, not after an initial ("Frederick W. Mote").
+_SENTENCE_END = re.compile(r"(?:(?<=\w\w[.!?])|(?<=\d[.!?]))\s+(?=[A-ZÄÖÜ])")
+
+def markers_of(answer: str) -> str:
+    """The answer's source markers, in order, each once: "Moskau [1] und Peking [2] [1]" -> "[1] [2]"."""
+    return " ".join(dict.fromkeys(m.group(0) for m in MARKER.finditer(answer)))
+
+
+def words_of(text: str) -> set[str]:
+    return set(re.findall(r"[^\W\d_]{3,}", text.lower()))
+
+
+def copied_words(answer: str, quotes: list[str], question: str) -> set[str]:
+    """Words of the answer that stand in the quotes but not in the question.
+
+    >>> sorted(copied_words("Im Frühling [2]", ["Putin lud Xi im Frühling ein."], "In which season?"))
+    ['frühling']
+    """
+    return words_of(strip_markers(answer)) & words_of(" ".join(quotes)) - words_of(question)
+
+
+def quoted_words(quotes: list[str]) -> set[str]:
+    """Words inside quotation marks: what someone said, which an answer may keep as said.
+
+    >>> sorted(quoted_words(['Putin nannte Xi einen "lieben Freund".']))
+    ['freund', 'lieben']
+    """
+    return words_of(" ".join(re.findall(r'["„“”«»]([^"„“”«»]{1,200})["„“”«»]', " ".join(quotes))))
+
+
+def direct_part(answer: str, reply: str, question: str) -> str | None:
+    """The part of `answer` (markers aside) that `reply` copies, with the answer's markers after it.
+
+    The reply may list several parts ("Biodiversität, Kohlenstoffspeicher"): each must be a
+    whole-word span of the answer, so nothing new can enter it. None when the reply is no such
+    part, is not shorter than the answer, or only repeats the question's own terms (the shortener
+    picked the subject, not the answer).
+
+    >>> direct_part("Die Biodiversität wird verloren gehen. [2]", "Biodiversität", "Was geht verloren?")
+    'Biodiversität [2]'
+    >>> direct_part("Sie fürchten um die Biodiversität und den Kohlenstoffspeicher. [1]",
+    ...             "Biodiversität, Kohlenstoffspeicher", "Worum fürchten sie?")
+    'Biodiversität, Kohlenstoffspeicher [1]'
+    >>> direct_part("Fort Caroline was rebuilt in 1964. [1]", "Fort Matanzas", "Which fort?") is None
+    True
+    >>> direct_part("The talks took place at the summit of the United Nations. [3]", "UN", "Where?") is None
+    True
+    >>> direct_part("Zwillingsprimzahlen sind Paare von Primzahlen. [1]", "Zwillingsprimzahlen",
+    ...             "Was ist eine Zwillingsprimzahl?") is None
+    True
+    """
+    bare = strip_markers(answer)
+    reply = reply.strip().strip('"„“”«».,;:').strip()
+    spans = [whole_word_span(bare, part) for part in re.split(r"\s*[,;]\s*(?:(?:and|und)\s+)?", reply)]
+    if not reply or None in spans:
+        return None
+    picked = bare[spans[0][0]:spans[0][1]] if len(spans) == 1 else reply
+    if len(picked) >= len(bare.rstrip(".!? ")) or set(analyze(picked)) <= set(analyze(question)):
+        return None
+    return f"{picked} {markers_of(answer)}".strip()
+
+
+def without_restated_question(answer: str, question: str, min_words: int = 5) -> str | None:
+    """The first sentence of a sentence-long answer without the words that restate the question.
+
+    The model often wraps the fact in the question's own words; a run of two or more words at
+    either end whose terms all stand in the question, at least one of them not a stop word, is
+    dropped ("auf einem" before "hohen Niveau" restates nothing). None when the answer is shorter
+    than `min_words` words (there "Fort" of "Fort Caroline" would go) or nothing would change;
+    the answer's markers are kept.
+
+    >>> without_restated_question("Zwillingsprimzahlen sind Paare von Primzahlen mit der Differenz 2. Mehr dazu. [1]",
+    ...                           "Was sind Zwillingsprimzahlen?")
+    'Paare von Primzahlen mit der Differenz 2 [1]'
+    >>> without_restated_question("Fort Caroline was rebuilt in 1964. [1]", "Which fort was rebuilt in 1964?")
+    'Fort Caroline [1]'
+    >>> without_restated_question("Many had status, as Frederick W. Mote explains. [1]", "What status had many?")
+    'Frederick W. Mote explains [1]'
+    >>> without_restated_question("auf einem beispiellos hohen Niveau [1]", "Auf welchem Niveau sind die Beziehungen?")
+    >>> without_restated_question("State Route 99 [2]", "Which State Route was upgraded?") is None
+    True
+    """
+    bare = strip_markers(answer)
+    first = _SENTENCE_END.split(bare)[0].rstrip(".!? ")
+    words = first.split()
+    if len(words) < min_words:
+        return None
+    asked = set(analyze(question))
+    terms = [set(analyze(word)) for word in words]
+
+    def restating_run(order: list[int]) -> int:
+        """How many words, taken in `order`, restate the question (0 unless two or more)."""
+        run = next((n for n, i in enumerate(order) if not terms[i] <= asked), len(order))
+        return run if run >= 2 and any(terms[i] for i in order[:run]) else 0
+
+    lead = restating_run(list(range(len(words))))
+    trail = restating_run(list(range(len(words) - 1, lead - 1, -1)))
+    kept = " ".join(words[lead:len(words) - trail]).strip(",;: ")
+    if not kept or kept == bare.rstrip(".!? "):
+        return None
+    return f"{kept} {markers_of(answer)}".strip()
+
+
+def whole_word_span(text: str, part: str) -> tuple[int, int] | None:
+    """Offsets of `part` in `text` as whole words (matched as quotes are); None otherwise.
+
+    >>> whole_word_span("United Nations", "Nations"), whole_word_span("United Nations", "UN")
+    ((7, 14), None)
+    """
+    found = find_quote(text, part) if part else None
+    if found is None:
+        return None
+    start, end = found
+    if (start > 0 and text[start - 1].isalnum()) or (end < len(text) and text[end].isalnum()):
+        return None  # "UN" inside "United": a part of a word is no answer
+    return found
