@@ -16,6 +16,7 @@ from typing import Callable
 
 from .answering import QuestionAnswerer
 from .errors import RagError
+from .fileio import open_for_appending_lines, read_json_lines
 
 
 @dataclass(frozen=True)
@@ -93,14 +94,7 @@ def read_questions(path: Path) -> tuple[list[BatchQuestion], list[tuple[int, str
 
 def answered_ids(output: Path) -> set[str]:
     """Ids already answered in `output`; a torn last line (from a crash) does not count."""
-    done: set[str] = set()
-    if output.exists():
-        for line in output.read_text(encoding="utf-8").splitlines():
-            try:
-                done.add(str(json.loads(line)["id"]))
-            except (ValueError, KeyError, TypeError):
-                continue
-    return done
+    return {str(record["id"]) for record in read_json_lines(output) if "id" in record}
 
 
 def run_batch(answerer: QuestionAnswerer, questions: list[BatchQuestion], output: Path,
@@ -110,10 +104,7 @@ def run_batch(answerer: QuestionAnswerer, questions: list[BatchQuestion], output
     if any(q.id not in done for q in questions):
         summary.load_seconds = sum(answerer.warm_up().values())
     started = time.perf_counter()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with open(output, "a", encoding="utf-8") as sink:
-        if sink.tell() and not output.read_bytes().endswith(b"\n"):
-            sink.write("\n")  # a line torn by a crash stays alone, unparsed
+    with open_for_appending_lines(output) as sink:
         for q in questions:
             if q.id in done:
                 summary.skipped_existing += 1

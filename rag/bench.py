@@ -2,7 +2,9 @@
 
 Each paragraph becomes one document, indexed exactly as `rag index` does it; every question is
 asked in both languages. Retrieval: recall@1/3/5 and MRR of the gold paragraph per question
-language and retrieval variant, query latency, index build time.
+language and retrieval variant, query latency, index build time. Answers: EM, token F1,
+contains-gold, citation precision, verified-quote and abstention rates, seconds per question,
+optionally journaled to a results file so that a run of hours can be stopped and continued.
 """
 
 from __future__ import annotations
@@ -10,15 +12,17 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from . import __version__
 from .answering import QuestionAnswerer
 from .chunking import ChunkerSettings
 from .embedding import Embedder
-from .errors import RagError
 from .citations import strip_markers
+from .errors import RagError
+from .fileio import open_for_appending_lines, read_json_lines, sha256_bytes
 from .evaluation import (best_over, contains_answer, exact_match, latency_summary, recall_at_k, reciprocal_rank,
                          token_f1)
 from .index import Index, build_index, open_index
@@ -188,37 +192,121 @@ class AnswerRow:
     seconds: dict[str, float]
 
 
+@dataclass(frozen=True)
+class ScoredAnswer:
+    """One question answered and scored: a line of a benchmark's results file."""
+
+    language: str
+    id: str
+    answer: str
+    abstained: bool
+    support: float | None
+    exact_match: float
+    f1: float
+    contains: float
+    cited: int  # citations the model made
+    verified: int  # of those, shown to the user (quote verified)
+    precise: int  # of those shown, in the gold paragraph or holding the gold answer
+    seconds: float
+
+
+RESULTS_FORMAT = "rag-bench-answers"
+RESULTS_VERSION = 1
+
+
+def score_answer(answer: dict, q: XQuADQuestion, language: str, chunk_text: dict[str, str]) -> ScoredAnswer:
+    """Score an answer (`Answer.to_json()`) against the gold answers of `q` in `language`.
+
+    A citation is precise when its chunk is in the gold paragraph or holds a German gold answer.
+    """
+    golds = q.answers[language]
+    prediction = "" if answer["abstained"] else strip_markers(answer["answer"])
+    shown = [c for c in answer["citations"] if c["verified"]]
+    precise = sum(c["doc_id"] == q.doc_id or any(g in chunk_text[c["chunk_id"]] for g in q.answers["de"])
+                  for c in shown)
+    return ScoredAnswer(language, q.id, answer["answer"], answer["abstained"], answer["support"],
+                        best_over(exact_match, prediction, golds), best_over(token_f1, prediction, golds),
+                        best_over(contains_answer, prediction, golds), len(answer["citations"]), len(shown), precise,
+                        answer["timings"]["total"])
+
+
+def summarize_answers(language: str, scored: list[ScoredAnswer]) -> AnswerRow:
+    n = len(scored)
+    cited = sum(s.cited for s in scored)
+    verified = sum(s.verified for s in scored)
+    return AnswerRow(language, n, sum(s.exact_match for s in scored) / n, sum(s.f1 for s in scored) / n,
+                     sum(s.contains for s in scored) / n,
+                     sum(s.precise for s in scored) / verified if verified else None,
+                     verified / cited if cited else None, sum(s.abstained for s in scored) / n,
+                     latency_summary([s.seconds for s in scored]))
+
+
+def run_identity(answerer: QuestionAnswerer, chunker: ChunkerSettings, xquad: XQuAD) -> dict:
+    """What a benchmark's figures depend on: models, settings, corpus (not the code: see README)."""
+    corpus = json.dumps(xquad.paragraphs, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return {"rag": __version__, "models": answerer.models, "answer_settings": asdict(answerer.settings),
+            "retrieval_settings": asdict(answerer.retriever.settings), "chunker": chunker.identity(),
+            "corpus_sha256": sha256_bytes(corpus)}
+
+
+def read_results(path: Path, identity: dict) -> dict[tuple[str, str], ScoredAnswer] | None:
+    """Answers already scored in `path` by a run with the same identity, by (language, question id);
+    None when the file holds nothing yet."""
+    records = read_json_lines(path)
+    if not records:
+        return None
+    header = records[0]
+    if header.get("format") != RESULTS_FORMAT or header.get("version") != RESULTS_VERSION:
+        raise RagError(f"{path} is not a results file of this benchmark (format {RESULTS_FORMAT} "
+                       f"version {RESULTS_VERSION}); choose another file")
+    differing = sorted(key for key in identity.keys() | header.get("identity", {}).keys()
+                       if identity.get(key) != header.get("identity", {}).get(key))
+    if differing:
+        raise RagError(f"{path} holds answers of another setup (it differs in: {', '.join(differing)}); "
+                       "choose another results file or remove it")
+    try:
+        scored = [ScoredAnswer(**record) for record in records[1:]]
+    except TypeError as exc:
+        raise RagError(f"{path} has a line that is not a scored answer ({exc})") from None
+    return {(s.language, s.id): s for s in scored}
+
+
 def answer_benchmark(xquad: XQuAD, answerer_for: Callable[[Index], QuestionAnswerer], embedder: Embedder,
                      chunker: ChunkerSettings = ChunkerSettings(), limit: int | None = 100,
-                     languages: tuple[str, ...] = LANGUAGES,
-                     on_done: Callable[[str, XQuADQuestion, dict], None] | None = None) -> list[AnswerRow]:
-    """Open-retrieval QA over all paragraphs: EM, F1, contains, citation precision, verified rate."""
+                     languages: tuple[str, ...] = LANGUAGES, results: Path | None = None,
+                     on_done: Callable[[XQuADQuestion, ScoredAnswer], None] | None = None) -> list[AnswerRow]:
+    """Open-retrieval QA over all paragraphs: EM, F1, contains, citation precision, verified rate.
+
+    With `results`, every answer is appended to that file as soon as it is scored, and a run that
+    finds answers there from the same setup (models, settings, corpus) skips those questions: a
+    long run can be stopped and continued.
+    """
     index, _ = index_xquad(xquad, embedder, chunker)
     chunk_text = {c.chunk_id: c.text for c in index.chunks}
     answerer = answerer_for(index)
     questions = sample(xquad.questions, limit)
-    rows = []
-    for lang in languages:
-        em = f1 = contains = abstained = 0.0
-        precise = cited = verified = 0
-        seconds = []
-        for q in questions:
-            answer = answerer.ask(q.question[lang]).to_json()
-            golds = q.answers[lang]
-            prediction = "" if answer["abstained"] else strip_markers(answer["answer"])
-            em += best_over(exact_match, prediction, golds)
-            f1 += best_over(token_f1, prediction, golds)
-            contains += best_over(contains_answer, prediction, golds)
-            abstained += answer["abstained"]
-            seconds.append(answer["timings"]["total"])
-            shown = [c for c in answer["citations"] if c["verified"]]
-            cited += len(answer["citations"])
-            verified += len(shown)
-            precise += sum(c["doc_id"] == q.doc_id or any(g in chunk_text[c["chunk_id"]] for g in q.answers["de"])
-                           for c in shown)
-            if on_done:
-                on_done(lang, q, answer)
-        n = len(questions)
-        rows.append(AnswerRow(lang, n, em / n, f1 / n, contains / n, precise / verified if verified else None,
-                              verified / cited if cited else None, abstained / n, latency_summary(seconds)))
+    identity = run_identity(answerer, chunker, xquad)
+    done = read_results(results, identity) if results else {}
+    sink = open_for_appending_lines(results) if results else None
+    try:
+        if done is None:
+            sink.write(json.dumps({"format": RESULTS_FORMAT, "version": RESULTS_VERSION, "identity": identity},
+                                  ensure_ascii=False) + "\n")
+            done = {}
+        rows = []
+        for lang in languages:
+            scored = []
+            for q in questions:
+                if (lang, q.id) not in done:
+                    done[lang, q.id] = score_answer(answerer.ask(q.question[lang]).to_json(), q, lang, chunk_text)
+                    if sink:
+                        sink.write(json.dumps(asdict(done[lang, q.id]), ensure_ascii=False) + "\n")
+                        sink.flush()
+                scored.append(done[lang, q.id])
+                if on_done:
+                    on_done(q, scored[-1])
+            rows.append(summarize_answers(lang, scored))
+    finally:
+        if sink:
+            sink.close()
     return rows

@@ -119,7 +119,10 @@ def index(paths: list[Path] = typer.Argument(None, help="Files or folders of .tx
 def finish_streamed_answer(answer: Answer, streamed: str) -> None:
     """End the streamed line; an abstention follows what streamed, which was then withdrawn."""
     if answer.abstained:
-        sys.stdout.write(("\n(checked against the sources: withdrawn) " if streamed else "") + answer.answer)
+        numbers = ", ".join(map(str, answer.ungrounded_numbers))
+        reason = f"withdrawn: {numbers} {'is' if len(answer.ungrounded_numbers) == 1 else 'are'} not in them" \
+            if numbers else "withdrawn"
+        sys.stdout.write((f"\n(checked against the sources: {reason}) " if streamed else "") + answer.answer)
     sys.stdout.write("\n")
     sys.stdout.flush()
 
@@ -429,6 +432,9 @@ def bench_answers(xquad: Path = typer.Option(XQUAD_DEFAULT, "--xquad", help="Fol
                   k: int = KOption,
                   model: Optional[str] = ModelOption, embedder: Optional[str] = EmbedderOption,
                   retrieval: str = RetrievalOption,
+                  results: Optional[Path] = typer.Option(
+                      None, "--results", help="Journal each scored answer to this JSON-lines file as it comes; "
+                                              "run again with the same file to continue where it stopped."),
                   report: Optional[Path] = typer.Option(None, "--json", help="Also write the rows and answers as JSON.")):
     """EM, F1, contains-gold, citation precision, verified-quote and abstention rates, seconds per question."""
     from dataclasses import asdict
@@ -446,13 +452,12 @@ def bench_answers(xquad: Path = typer.Option(XQUAD_DEFAULT, "--xquad", help="Fol
     with _progress("answering") as bar:
         task = bar.add_task("answering", total=2 * (limit or len(data.questions)))
 
-        def done(lang, q, answer):
-            answers.append({"lang": lang, "id": q.id, "gold": q.answers[lang], "answer": answer["answer"],
-                            "abstained": answer["abstained"], "support": answer["support"]})
+        def done(q, scored):
+            answers.append({**asdict(scored), "gold": q.answers[scored.language]})
             bar.advance(task)
 
         rows = answer_benchmark(data, lambda index: pipeline.answerer_for(index, emb, generator, *settings), emb,
-                                limit=limit or None, on_done=done)
+                                limit=limit or None, results=results, on_done=done)
     table = Table(title=f"Answers on XQuAD dev, open retrieval over all paragraphs ({rows[0].questions} questions per language)")
     for column in ("lang", "EM", "F1", "contains", "cite P", "verified", "abstained", "s/q median", "s/q p95"):
         table.add_column(column, justify="left" if column == "lang" else "right")

@@ -63,6 +63,30 @@ def fsync_dir(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def read_json_lines(path: str | os.PathLike) -> list[dict]:
+    """The JSON objects of a JSON-lines file ([] if it does not exist); a line that does not parse
+    as an object (the last one, torn by a crash) is skipped."""
+    records = []
+    if Path(path).exists():
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+    return records
+
+
+def open_for_appending_lines(path: str | os.PathLike) -> IO[str]:
+    """`path` opened to append JSON lines; a line torn by a crash is left alone on its own line."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sink = open(path, "a", encoding="utf-8")
+    if sink.tell() and not Path(path).read_bytes().endswith(b"\n"):
+        sink.write("\n")
+    return sink
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from .citations import strip_markers
 
 _UNITS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
           "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
@@ -30,8 +31,11 @@ QUALIFIERS = {
 
 
 def word_number(word: str) -> int | None:
-    """'26', 'twenty-six', 'sechsundzwanzig', 'zwanzig' -> int; None when it is no number."""
+    """'26', 'twenty-six', 'sechsundzwanzig', 'zwanzig', '5.500.000', '5,500,000' -> int; None when it
+    is no (whole) number."""
     word = re.sub(r"^(\d+)(st|nd|rd|th)$", r"\1", word.lower().strip("."))  # "80th" is 80
+    if re.fullmatch(r"\d{1,3}([.,]\d{3})+", word):  # thousands grouped, the German or the English way
+        word = re.sub(r"[.,]", "", word)
     if word.isdigit():
         return int(word)
     if word in _UNITS and word not in ("ein", "eine"):  # German articles are not the number one
@@ -52,10 +56,10 @@ def numbers_with_qualifiers(text: str) -> list[tuple[int, str | None]]:
     >>> numbers_with_qualifiers("Mehr als 20 Abkommen, twenty-six leaders")
     [(20, 'more than'), (26, None)]
     """
-    words = re.findall(r"[\w.-]+", text.lower().replace("twenty six", "twenty-six"))
+    words = re.findall(r"[\w.,-]*\w", text.lower().replace("twenty six", "twenty-six"))
     found = []
     for i, word in enumerate(words):
-        value = word_number(word.replace(",", ""))
+        value = word_number(word)
         if value is None:
             continue
         before = " ".join(words[max(0, i - 3):i])
@@ -93,3 +97,22 @@ def restore_qualifiers(answer: str, quotes: list[str], language: str) -> str:
         return f"{words[found.pop()]} {number}"
 
     return re.sub(r"(?<![\w\[.,-])\d+(?![\w\].,-])", qualify, answer)
+
+
+def ungrounded_numbers(answer: str, quotes: list[str], question: str) -> set[int]:
+    """Numbers the answer states in digits that neither its quotes nor the question hold.
+
+    A small model copies numbers from its instructions or makes them up; a number is one thing
+    that can be checked across languages. Numbers in words are left aside, as they may translate
+    a compound ("Dreiermenge": "set of three"), and so is 1 ("ein" is also the German article).
+
+    >>> ungrounded_numbers("more than 20 [1]", ["Sie unterzeichneten mehr als zwanzig Abkommen."], "How many?")
+    set()
+    >>> ungrounded_numbers("More than 100 times [1]", ["Es ist um 12 % schwerer."], "How much heavier is oxygen 18?")
+    {100}
+    >>> ungrounded_numbers("Thirty Years' War [1]", ["Im Dreißigjährigen Krieg fiel die Stadt."], "Which war?")
+    set()
+    """
+    grounded = {value for text in [*quotes, question] for value, _ in numbers_with_qualifiers(text)}
+    stated = {word_number(digits) for digits in re.findall(r"\d+(?:[.,]\d+)*", strip_markers(answer))}
+    return stated - grounded - {None, 1}

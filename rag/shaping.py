@@ -19,6 +19,7 @@ from .lexical import analyze
 # A sentence ends after a word or a number, not after an initial ("Frederick W. Mote").
 _SENTENCE_END = re.compile(r"(?:(?<=\w\w[.!?])|(?<=\d[.!?]))\s+(?=[A-ZÄÖÜ])")
 
+
 def markers_of(answer: str) -> str:
     """The answer's source markers, in order, each once: "Moskau [1] und Peking [2] [1]" -> "[1] [2]"."""
     return " ".join(dict.fromkeys(m.group(0) for m in MARKER.finditer(answer)))
@@ -94,7 +95,8 @@ def without_restated_question(answer: str, question: str, min_words: int = 5) ->
     'Fort Caroline [1]'
     >>> without_restated_question("Many had status, as Frederick W. Mote explains. [1]", "What status had many?")
     'Frederick W. Mote explains [1]'
-    >>> without_restated_question("auf einem beispiellos hohen Niveau [1]", "Auf welchem Niveau sind die Beziehungen?")
+    >>> without_restated_question("auf einem beispiellos hohen Niveau [1]", "Auf welchem Niveau sind die Beziehungen?") is None
+    True
     >>> without_restated_question("State Route 99 [2]", "Which State Route was upgraded?") is None
     True
     """

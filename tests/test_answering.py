@@ -57,6 +57,28 @@ def test_an_answer_without_a_supporting_quote_is_withdrawn_unchecked(seeds, tmp_
     assert all(c[0]["content"] != SUPPORT_SYSTEM_PROMPT for c in generator.calls)
 
 
+def test_an_answer_with_a_number_its_sources_lack_is_withdrawn_unchecked(seeds, tmp_path):
+    generator = FakeGenerator("Mehr als 200 Abkommen [1]", support=1.0)
+    answer = make_answerer(seeds, tmp_path, generator).ask("Wie viele Kooperationsabkommen unterzeichneten beide Seiten?")
+    assert answer.abstained and answer.citations == [] and answer.to_json()["ungrounded_numbers"] == [200]
+    assert all(c[0]["content"] != SUPPORT_SYSTEM_PROMPT for c in generator.calls)
+
+
+def test_a_number_written_out_in_the_source_is_grounded(seeds, tmp_path):
+    # The source says "mehr als 20 Kooperationsabkommen"; the answer's "zwanzig" is that number.
+    answer = make_answerer(seeds, tmp_path, FakeGenerator("mehr als zwanzig Abkommen [1]")).ask(
+        "Wie viele Kooperationsabkommen unterzeichneten beide Seiten?")
+    assert not answer.abstained and answer.ungrounded_numbers == []
+
+
+def test_a_number_from_the_sources_date_is_grounded(seeds, tmp_path):
+    # The article is dated 2025-09-02; the sentence quoted has no year, the prompt showed the date.
+    answer = make_answerer(seeds, tmp_path, FakeGenerator("2025 [1]")).ask(
+        "In welchem Jahr betonten die Präsidenten Russlands und Chinas in Peking ihr gutes Verhältnis?")
+    assert "2025" not in answer.citations[0].quote
+    assert not answer.abstained and answer.ungrounded_numbers == []
+
+
 def sources_in(messages) -> int:
     return sum(f"[{n}]" in messages[-1]["content"] for n in range(1, 10))
 

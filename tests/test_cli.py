@@ -135,3 +135,11 @@ def test_a_withdrawn_answer_is_marked_under_the_streamed_text(fakes, seeds, tmp_
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("26 [1]\n(checked against the sources: withdrawn) Die Quellen beantworten")
     assert "Sources:" not in result.stdout
+
+
+def test_a_number_not_in_the_sources_is_named_when_the_answer_is_withdrawn(fakes, seeds, tmp_path):
+    fakes.reply = "Mehr als 200 Abkommen [1]."
+    run("index", seeds, "--index", tmp_path / "idx")
+    result = run("ask", "Wie viele Kooperationsabkommen unterzeichneten beide Seiten?", "--index", tmp_path / "idx")
+    assert result.exit_code == 0, result.output
+    assert "\n(checked against the sources: withdrawn: 200 is not in them) Die Quellen beantworten" in result.stdout
