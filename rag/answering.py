@@ -38,12 +38,12 @@ _INSTRUCTIONS = re.compile(
     re.IGNORECASE)
 
 # Short answers: measured against a sentence-style prompt on the seed evaluation set, same
-# accuracy, better citation precision, 26% faster. The model copies the example ("more than
-# 20") into some answers (4 of 100 English ones on XQuAD); the number check withdraws them.
-# Without an example, German answers got worse (XQuAD, 53 questions: F1 0.650 -> 0.587). The prompt has no way out ("reply NOT IN
+# accuracy, better citation precision, 26% faster. The prompt has no way out ("reply NOT IN
 # SOURCES if ..."): with one, this model refused answerable questions whenever the excerpt was
 # German and the question English. Whether to abstain is decided after the answer, by the
-# support check below.
+# support check below. The model copies the example ("more than 20") into some answers (4 of
+# 100 English ones on XQuAD), which the number check withdraws; without an example German
+# answers got worse (XQuAD, 53 questions: F1 0.650 -> 0.587).
 SYSTEM_PROMPT = (
     "You answer questions from numbered news excerpts. Reply with a short answer only: the fact itself "
     "(a name, number, date, place or short phrase), followed by the number of the excerpt it comes from in "

@@ -259,8 +259,8 @@ def read_results(path: Path, identity: dict) -> dict[tuple[str, str], ScoredAnsw
     if header.get("format") != RESULTS_FORMAT or header.get("version") != RESULTS_VERSION:
         raise RagError(f"{path} is not a results file of this benchmark (format {RESULTS_FORMAT} "
                        f"version {RESULTS_VERSION}); choose another file")
-    differing = sorted(key for key in identity.keys() | header.get("identity", {}).keys()
-                       if identity.get(key) != header.get("identity", {}).get(key))
+    recorded = header.get("identity", {})
+    differing = sorted(key for key in identity.keys() | recorded.keys() if identity.get(key) != recorded.get(key))
     if differing:
         raise RagError(f"{path} holds answers of another setup (it differs in: {', '.join(differing)}); "
                        "choose another results file or remove it")
