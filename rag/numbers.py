@@ -99,8 +99,9 @@ def restore_qualifiers(answer: str, quotes: list[str], language: str) -> str:
     return re.sub(r"(?<![\w\[.,-])\d+(?![\w\].,-])", qualify, answer)
 
 
-def ungrounded_numbers(answer: str, quotes: list[str], question: str) -> set[int]:
-    """Numbers the answer states in digits that neither its quotes nor the question hold.
+def ungrounded_numbers(answer: str, sources: list[str], question: str) -> set[int]:
+    """Numbers the answer states in digits that neither `sources` (the texts it may take numbers
+    from: its quotes, their dates) nor the question hold.
 
     A small model copies numbers from its instructions or makes them up; a number is one thing
     that can be checked across languages. Numbers in words are left aside, as they may translate
@@ -113,6 +114,6 @@ def ungrounded_numbers(answer: str, quotes: list[str], question: str) -> set[int
     >>> ungrounded_numbers("Thirty Years' War [1]", ["Im Dreißigjährigen Krieg fiel die Stadt."], "Which war?")
     set()
     """
-    grounded = {value for text in [*quotes, question] for value, _ in numbers_with_qualifiers(text)}
+    grounded = {value for text in [*sources, question] for value, _ in numbers_with_qualifiers(text)}
     stated = {word_number(digits) for digits in re.findall(r"\d+(?:[.,]\d+)*", strip_markers(answer))}
     return stated - grounded - {None, 1}
