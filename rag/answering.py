@@ -21,7 +21,7 @@ from .generation import Generation, Generator
 from .index import Index
 from .language import LANGUAGE_NAMES, detect_language
 from .lexical import analyze
-from .numbers import restore_qualifiers, ungrounded_numbers
+from .numbers import restore_qualifiers, spell_as_sources_do, ungrounded_numbers
 from .retrieval import RetrievedChunk, Retriever
 from .shaping import copied_words, direct_part, markers_of, quoted_words, without_restated_question
 
@@ -337,7 +337,7 @@ class QuestionAnswerer:
             # Last, so that it sees the answer in the question's language, and after the model's cut,
             # which finds the answer inside a sentence better than trimming its ends does.
             text = without_restated_question(text, question) or text
-            text = restore_qualifiers(text, answer.quotes, language)
+            text = spell_as_sources_do(restore_qualifiers(text, answer.quotes, language), answer.quotes, language)
             citations, invented = answer.resolved.citations, answer.resolved.invented
         else:
             text, citations, invented = ABSTENTION[language], [], []

@@ -79,6 +79,30 @@ def test_a_number_from_the_sources_date_is_grounded(seeds, tmp_path):
     assert not answer.abstained and answer.ungrounded_numbers == []
 
 
+
+
+@pytest.mark.parametrize("question, reply, expected", [
+    ("Wie endete das Spiel der Broncos gegen die Steelers?", "23-16 [1]", "23-16 [1]"),
+    ("Wie viele Grammys gewann Lady Gaga?", "6 [1]", "sechs [1]"),
+    ("Wer nahm den Ball beim 3rd-and-9 ab?", "Miller [1] beim 3rd-and-9", "Miller [1] beim 3rd-and-9"),
+])
+def test_numbers_inside_scores_and_compounds_are_grounded(seeds, tmp_path, question, reply, expected):
+    # Each number was once read only as part of its compound ("sechs-malige"), and the answer withdrawn.
+    (seeds / "superbowl.txt").write_text("Die Broncos besiegten die Steelers in der Divisional Round 23-16. "
+                                         "Die sechs-malige Grammy-Gewinnerin Lady Gaga sang die Nationalhymne. "
+                                         "Beim nächsten Spielzug nahm Miller den Ball ab.")
+    answer = make_answerer(seeds, tmp_path, FakeGenerator(reply)).ask(question)
+    assert (answer.answer, answer.ungrounded_numbers) == (expected, [])
+    assert answer.citations[0].doc_id == "superbowl"
+
+@pytest.mark.parametrize("question, expected", [("Wie viele Universitäten hat Newcastle?", "zwei [1]"),
+                                                ("How many universities does Newcastle have?", "two [1]")])
+def test_a_count_the_source_spells_out_is_answered_in_words(seeds, tmp_path, question, expected):
+    (seeds / "newcastle.txt").write_text("Newcastle hat zwei Universitäten, die Newcastle University und "
+                                         "die Northumbria University.")
+    answer = make_answerer(seeds, tmp_path, FakeGenerator("2 [1]")).ask(question)
+    assert answer.answer == expected and answer.citations[0].doc_id == "newcastle"
+
 def sources_in(messages) -> int:
     return sum(f"[{n}]" in messages[-1]["content"] for n in range(1, 10))
 
