@@ -66,6 +66,8 @@ class ChatSession:
         if searched != question and on_rewrite:
             on_rewrite(searched)
         answer = self.answerer.ask(searched, k=self.k, on_token=on_token)
+        if self.answerer.generator.stop_requested:  # a stopped answer is no part of the conversation
+            return answer
         self.history.append(Turn(question, answer.answer))
         self.last = answer
         return answer

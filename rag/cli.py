@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -54,6 +56,17 @@ def friendly(command):
             fail(str(exc))
 
     return run
+
+
+@contextmanager
+def ctrl_c_stops(generator):
+    """Inside, Ctrl-C stops the model at once (`Generator.stoppable`) and the block ends with KeyboardInterrupt."""
+    with generator.stoppable():
+        previous = signal.signal(signal.SIGINT, lambda _signum, _frame: generator.request_stop())
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _progress(description: str) -> Progress:
@@ -180,7 +193,8 @@ def ask(question: str = typer.Argument(..., help="The question, in English or Ge
         sys.stdout.write(piece)
         sys.stdout.flush()
 
-    answer = answerer.ask(question, on_token=show)
+    with ctrl_c_stops(answerer.generator):
+        answer = answerer.ask(question, on_token=show)
     finish_streamed_answer(answer, "".join(streamed))
     print_answer_sources(answer, "".join(streamed))
 
@@ -361,9 +375,10 @@ def chat(index_dir: Path = IndexOption,
             out.print(f"› {line}", markup=False, soft_wrap=True)
         streamed.clear()
         try:
-            answer = session.ask(line, on_token=show,
-                                 on_rewrite=lambda q: out.print(f"(searching: {q})", style="dim", markup=False,
-                                                                soft_wrap=True))
+            with ctrl_c_stops(answerer.generator):
+                answer = session.ask(line, on_token=show,
+                                     on_rewrite=lambda q: out.print(f"(searching: {q})", style="dim", markup=False,
+                                                                    soft_wrap=True))
         except KeyboardInterrupt:
             sys.stdout.write("\n")
             err.print("(stopped)")

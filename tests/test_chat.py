@@ -74,3 +74,41 @@ def test_a_withdrawn_answer_in_chat_says_so_on_its_own_line(monkeypatch, seeds, 
                            input="Wie viele Soldaten marschierten bei der Parade?\n")
     assert result.exit_code == 0, result.output
     assert "26 [1]\n(checked against the sources: withdrawn) Die Quellen beantworten diese Frage nicht." in result.stdout
+
+
+def test_ctrl_c_stops_the_answer_under_way_and_the_next_question_is_answered(monkeypatch, seeds, tmp_path):
+    """Ctrl-C only asks the model to stop (a handler raising inside a llama.cpp callback would be
+    swallowed); the answer then ends as stopped, and the next question starts afresh."""
+    import signal
+
+    answers = []
+
+    def pressed_during_the_first_answer(messages):
+        if messages[0]["content"].startswith("You answer"):
+            answers.append(messages)
+            if len(answers) == 1:
+                signal.raise_signal(signal.SIGINT)
+        return scripted(messages)
+
+    monkeypatch.setattr(pipeline, "make_embedder", lambda path=None: FakeEmbedder(max_tokens=256))
+    monkeypatch.setattr(pipeline, "make_generator",
+                        lambda path=None, progress=None: FakeGenerator(pressed_during_the_first_answer))
+    runner = CliRunner()
+    runner.invoke(app, ["index", str(seeds), "--index", str(tmp_path / "idx")])
+    result = runner.invoke(app, ["chat", "--index", str(tmp_path / "idx")],
+                           input="To which city did Putin invite Xi?\nTo which city did Putin invite Xi?\n")
+    assert result.exit_code == 0, result.output
+    assert len(answers) == 2 and result.stderr.count("(stopped)") == 1
+    first, second = result.stdout.split("› To which city did Putin invite Xi?")[1:]
+    assert "Sources:" not in first and "Sources:" in second and "Moskau [1]." in second
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_stop_request_ends_its_own_block_only():
+    model = FakeGenerator("Moskau [1].")
+    with pytest.raises(KeyboardInterrupt), model.stoppable():
+        model.request_stop()
+        assert model.stop_requested
+    assert not model.stop_requested
+    with model.stoppable():  # the next block starts without the old request
+        assert model.generate([{"role": "user", "content": "?"}], max_tokens=8).text == "Moskau [1]."
