@@ -39,6 +39,10 @@ EmbedderOption = typer.Option(None, "--embedder",
                                    "a sentence-transformers folder or E5 weights file (default: $RAG_EMBEDDER, else e5).")
 RetrievalOption = typer.Option("hybrid", "--retrieval", help=f"Retrieval mode: {', '.join(MODES)}.")
 KOption = typer.Option(AnswerSettings.k, "--k", min=0, help="Chunks to retrieve (the best few go into the prompt).")
+MinSupportOption = typer.Option(
+    AnswerSettings.min_support, "--min-support", min=0.0, max=1.0,
+    help="How surely the quoted sentences must answer the question (0-1) for an answer to stand; "
+         "higher: fewer wrong answers, more refusals (see README).")
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> None:
@@ -90,10 +94,10 @@ def _assembly_progress():
     return update
 
 
-def _open(index: Path, model: Optional[str], embedder: Optional[str], retrieval: str, k: int):
+def _open(index: Path, model: Optional[str], embedder: Optional[str], retrieval: str, k: int, min_support: float):
     try:
         return pipeline.open_answerer(index, pipeline.ModelChoice(model, embedder), RetrievalSettings(mode=retrieval),
-                                      AnswerSettings(k=k), progress=_assembly_progress())
+                                      AnswerSettings(k=k, min_support=min_support), progress=_assembly_progress())
     except ValueError as exc:
         fail(str(exc))
 
@@ -172,6 +176,7 @@ def print_answer_sources(answer: Answer, streamed: str = "", console: Console = 
 def ask(question: str = typer.Argument(..., help="The question, in English or German."),
         index_dir: Path = IndexOption,
         k: int = KOption,
+        min_support: float = MinSupportOption,
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
         model: Optional[str] = ModelOption,
         embedder: Optional[str] = EmbedderOption,
@@ -179,7 +184,7 @@ def ask(question: str = typer.Argument(..., help="The question, in English or Ge
     """Answer one question with cited sources."""
     if not question.strip():
         fail("the question is empty")
-    answerer = _open(index_dir, model, embedder, retrieval, k)
+    answerer = _open(index_dir, model, embedder, retrieval, k, min_support)
     load_seconds = answerer.warm_up()
     if as_json:
         answer = answerer.ask(question)
@@ -205,6 +210,7 @@ def batch(file: Path = typer.Argument(..., help="Questions: .jsonl ({\"id\", \"q
           output: Path = typer.Option(..., "-o", "--output", help="Where to write the answers (JSON lines)."),
           index_dir: Path = IndexOption,
           k: int = KOption,
+          min_support: float = MinSupportOption,
           model: Optional[str] = ModelOption,
           embedder: Optional[str] = EmbedderOption,
           retrieval: str = RetrievalOption):
@@ -214,7 +220,7 @@ def batch(file: Path = typer.Argument(..., help="Questions: .jsonl ({\"id\", \"q
     questions, problems = read_questions(file)
     for line, reason in problems:
         err.print(f"{file}:{line}: skipped: {reason}", soft_wrap=True)
-    answerer = _open(index_dir, model, embedder, retrieval, k)
+    answerer = _open(index_dir, model, embedder, retrieval, k, min_support)
     with _progress("answering") as bar:
         task = bar.add_task("answering", total=len(questions))
         summary = run_batch(answerer, questions, output, on_done=lambda: bar.advance(task))
@@ -254,17 +260,19 @@ def evaluate(question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--
              report: Path = typer.Option(Path("eval/reports/latest.json"), help="Where to write this run's report."),
              update_baseline: bool = typer.Option(False, "--update-baseline", help="Write this run as the new baseline."),
              k: int = KOption,
+             min_support: float = MinSupportOption,
              model: Optional[str] = ModelOption,
              embedder: Optional[str] = EmbedderOption,
              retrieval: str = RetrievalOption):
     """Answer the evaluation set, score it per tag, and fail (exit 1) on a regression against the baseline."""
     from rich.table import Table
 
-    from .evaluation import EXIT_REGRESSION, compare_with_baseline, load_eval_set, run_eval, runtime_note
+    from .evaluation import (EXIT_REGRESSION, compare_with_baseline, load_eval_set, run_eval, runtime_note,
+                             settings_note)
     from .fileio import atomic_write_json
 
     questions = load_eval_set(question_set)
-    answerer = _open(index_dir, model, embedder, retrieval, k)
+    answerer = _open(index_dir, model, embedder, retrieval, k, min_support)
     answerer.warm_up()
     with _progress("evaluating") as bar:
         task = bar.add_task("evaluating", total=len(questions))
@@ -302,9 +310,9 @@ def evaluate(question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--
         problems = compare_with_baseline(result, recorded)
     except (ValueError, KeyError) as exc:
         fail(f"the baseline {baseline} is not a valid report ({exc})")
-    note = runtime_note(result, recorded)
-    if note:
-        err.print(f"note: {note}", soft_wrap=True, markup=False)
+    for note in (runtime_note(result, recorded), settings_note(result, recorded)):
+        if note:
+            err.print(f"note: {note}", soft_wrap=True, markup=False)
     if problems:
         err.print(f"[bold red]regression[/] against {baseline}:")
         for problem in problems:
@@ -317,6 +325,7 @@ def evaluate(question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--
 @friendly
 def chat(index_dir: Path = IndexOption,
          k: int = KOption,
+         min_support: float = MinSupportOption,
          model: Optional[str] = ModelOption,
          embedder: Optional[str] = EmbedderOption,
          retrieval: str = RetrievalOption):
@@ -324,7 +333,7 @@ def chat(index_dir: Path = IndexOption,
     from .chat import ChatSession
     from .models import rag_home
 
-    answerer = _open(index_dir, model, embedder, retrieval, k)
+    answerer = _open(index_dir, model, embedder, retrieval, k, min_support)
     session = ChatSession(answerer, k=k)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if interactive:
@@ -445,6 +454,7 @@ def bench_retrieval(xquad: Path = typer.Option(XQUAD_DEFAULT, "--xquad", help="F
 def bench_answers(xquad: Path = typer.Option(XQUAD_DEFAULT, "--xquad", help="Folder with xquad.de/en.dev.json."),
                   limit: Optional[int] = typer.Option(100, help="Questions per language, spread over the set (0: all)."),
                   k: int = KOption,
+                  min_support: float = MinSupportOption,
                   model: Optional[str] = ModelOption, embedder: Optional[str] = EmbedderOption,
                   retrieval: str = RetrievalOption,
                   results: Optional[Path] = typer.Option(
@@ -463,7 +473,7 @@ def bench_answers(xquad: Path = typer.Option(XQUAD_DEFAULT, "--xquad", help="Fol
     emb = pipeline.make_embedder(embedder)
     generator = pipeline.make_generator(model, progress=_assembly_progress())
     answers: list[dict] = []
-    settings = (RetrievalSettings(mode=retrieval), AnswerSettings(k=k))
+    settings = (RetrievalSettings(mode=retrieval), AnswerSettings(k=k, min_support=min_support))
     with _progress("answering") as bar:
         task = bar.add_task("answering", total=2 * (limit or len(data.questions)))
 

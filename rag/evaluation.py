@@ -201,6 +201,23 @@ def runtime_note(report: dict, baseline: dict) -> str | None:
     return None
 
 
+def settings_note(report: dict, baseline: dict) -> str | None:
+    """A note when the baseline was answered with other settings (e.g. a stricter --min-support).
+
+    >>> settings_note({"settings": {"answer": {"k": 5, "min_support": 0.6}}},
+    ...               {"settings": {"answer": {"k": 5, "min_support": 0.35}}})
+    'the baseline was answered with other settings (answer.min_support: 0.35 there, 0.6 here): differences can come from them, not from the code'
+    """
+    old, new = baseline.get("settings") or {}, report.get("settings") or {}
+    changed = [f"{stage}.{name}: {old[stage][name]} there, {value} here"
+               for stage in sorted(set(old) & set(new)) for name, value in new[stage].items()
+               if name in old[stage] and old[stage][name] != value]
+    if not changed:
+        return None
+    return (f"the baseline was answered with other settings ({'; '.join(changed)}): "
+            "differences can come from them, not from the code")
+
+
 def without_timings(report: dict) -> dict:
     """The report with everything that depends on the clock removed (for determinism checks)."""
     clean = json.loads(json.dumps(report))

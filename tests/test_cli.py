@@ -143,3 +143,26 @@ def test_a_number_not_in_the_sources_is_named_when_the_answer_is_withdrawn(fakes
     result = run("ask", "Wie viele Kooperationsabkommen unterzeichneten beide Seiten?", "--index", tmp_path / "idx")
     assert result.exit_code == 0, result.output
     assert "\n(checked against the sources: withdrawn: 200 is not in them) Die Quellen beantworten" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["ask", "batch"])
+def test_min_support_decides_which_answers_stand(fakes, seeds, tmp_path, command):
+    fakes.support = 0.5  # the support check's verdict on every answer
+    run("index", seeds, "--index", tmp_path / "idx")
+    question = "Wie viele Kooperationsabkommen unterzeichneten beide Seiten?"
+    (tmp_path / "q.txt").write_text(question + "\n")
+
+    def abstained(*options) -> bool:
+        out = tmp_path / f"out{len(list(tmp_path.glob('out*')))}.jsonl"  # a new file: batch skips answered ids
+        args = ["ask", question, "--json"] if command == "ask" else ["batch", tmp_path / "q.txt", "-o", out]
+        result = run(*args, "--index", tmp_path / "idx", *options)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout if command == "ask" else out.read_text())["abstained"]
+
+    assert not abstained() and not abstained("--min-support", 0.5)
+    assert abstained("--min-support", 0.6)
+
+
+def test_min_support_outside_0_to_1_is_refused(fakes, seeds, tmp_path):
+    result = run("ask", "Wie viele?", "--min-support", 1.5)
+    assert result.exit_code == 2 and "--min-support" in result.output and "Traceback" not in result.output

@@ -7,8 +7,8 @@ from fakes import FakeEmbedder, FakeGenerator
 from rag import pipeline
 from rag.cli import app
 from rag.evaluation import (EvalQuestion, answer_is_correct, compare_with_baseline, load_eval_set,
-                            number_matches, numbers_with_qualifiers, runtime_note, score_question, token_f1,
-                            without_timings)
+                            number_matches, numbers_with_qualifiers, runtime_note, score_question, settings_note,
+                            token_f1, without_timings)
 from conftest import ROOT
 
 
@@ -109,3 +109,12 @@ def test_eval_cli_passes_then_fails_on_regression(monkeypatch, seeds, tmp_path):
     broken = runner.invoke(app, ["eval", *map(str, common), "--report", str(tmp_path / "r3.json"), "--k", "0"])
     assert broken.exit_code == 1
     assert "question city was answered correctly and now is not" in broken.stderr
+
+
+def test_a_baseline_answered_with_other_settings_is_noted():
+    baseline = {"settings": {"answer": {"k": 5, "min_support": 0.35}, "retrieval": {"mode": "hybrid"}}}
+    assert settings_note(baseline, baseline) is None
+    stricter = {"settings": {"answer": {"k": 5, "min_support": 0.6}, "retrieval": {"mode": "hybrid"}}}
+    note = settings_note(stricter, baseline)
+    assert "answer.min_support: 0.35 there, 0.6 here" in note and "k:" not in note and "mode" not in note
+    assert settings_note(stricter, {}) is None, "a baseline that does not say is not guessed about"
