@@ -9,7 +9,7 @@ from rag.language import detect_language
     "Wer hat den Bericht The State of the World verfasst?",  # an English title inside
     "Was machten einige Delegationen?",
     "Wie oft reiste Xi nach Moskau?",
-    "Was unterzeichneten Putin und Xi?",  # only "was", shared by both: the ending decides
+    "Was behinderte Xis Reise?",  # only "was", which both languages have: the ending "-te" decides
     "Was bedeutet „Nichteinmischung“?",
     "Was war Xinhua?",
 ])
