@@ -23,7 +23,8 @@ from .language import LANGUAGE_NAMES, detect_language
 from .lexical import analyze
 from .numbers import restore_qualifiers, spell_as_sources_do, ungrounded_numbers
 from .retrieval import RetrievedChunk, Retriever
-from .shaping import copied_words, direct_part, markers_of, quoted_words, without_restated_question
+from .shaping import (copied_words, direct_part, markers_of, quoted_words, within_source_words,
+                      without_restated_question)
 
 ABSTENTION = {
     "en": "The sources do not answer this question.",
@@ -337,6 +338,11 @@ class QuestionAnswerer:
             # Last, so that it sees the answer in the question's language, and after the model's cut,
             # which finds the answer inside a sentence better than trimming its ends does.
             text = without_restated_question(text, question) or text
+            # An answer in its sources' language is made of their words; one in another language
+            # is a translation and holds none.
+            if language == self.index.manifest.language:
+                cited = [answer.sources[c.number - 1].text for c in answer.resolved.citations if c.verified]
+                text = within_source_words(text, cited) or text
             text = spell_as_sources_do(restore_qualifiers(text, answer.quotes, language), answer.quotes, language)
             citations, invented = answer.resolved.citations, answer.resolved.invented
         else:

@@ -121,6 +121,66 @@ def without_restated_question(answer: str, question: str, min_words: int = 5) ->
     return f"{kept} {markers_of(answer)}".strip()
 
 
+def within_source_words(answer: str, sources: list[str]) -> str | None:
+    """The answer without the words at either end that the sources it cites do not hold.
+
+    For an answer in the language of its sources: the model tacks words of the question or of
+    its own onto the fact ("Nationalhymne gesungen", "globaler Ebene zeigen, wie beschreibt").
+    The answer keeps the run from its first to its last word whose terms stand in the sources
+    (stems, so an inflected form counts, and a compound by its tail), with the stop words the
+    sources have just before it; a word with a digit, or at the end a capital, always stays.
+    None when fewer than half of the answer's words (stop words aside) stand in the sources, or
+    nothing would change; the markers are kept.
+
+    >>> within_source_words("Nationalhymne gesungen [1]", ["Lady Gaga führte die Nationalhymne auf."])
+    'Nationalhymne [1]'
+    >>> within_source_words("auf globaler Ebene zeigen, wie beschreibt [2]", ["Eine Methode auf globaler Ebene."])
+    'auf globaler Ebene [2]'
+    >>> within_source_words("Am 1. März [1]", ["Der Dienst startet im März."])
+    '1. März [1]'
+    >>> within_source_words("Hmong [1].", ["Die Gruppen sind Hmong."]) is None
+    True
+    >>> within_source_words("Unjustified forms of authority [1]", ["Formen der Autorität."]) is None
+    True
+    >>> within_source_words("Sender aus vielen Ländern [1]", ["Sender aus vielen Staaten."]) is None
+    True
+    >>> within_source_words("Luftfahrtabkommen genannt [1]", ["Abkommen zu Energie und Luftfahrt."])
+    'Luftfahrtabkommen [1]'
+    """
+    words = strip_markers(answer).split()
+    source_words = {_bare(word) for word in " ".join(sources).split()}
+    source_terms = set(analyze(" ".join(sources), split_compounds=True))
+
+    def stands_in_sources(word: str) -> bool:
+        terms = set(analyze(word))
+        # A compound the model made of the sources' words ("Luftfahrtabkommen") counts by its tail.
+        tails = set(analyze(word, split_compounds=True)) - terms
+        return any(ch.isdigit() for ch in word) or bool(terms) and (
+            _bare(word) in source_words or terms <= source_terms or bool(tails & source_terms))
+
+    kept = [i for i, word in enumerate(words) if stands_in_sources(word)]
+    content = [word for word in words if analyze(word) or any(ch.isdigit() for ch in word)]
+    # Mostly other words: not an answer made of the sources (one in another language, say), whose
+    # few look-alikes ("forms" for "Formen") would be all that is left.
+    if not kept or 2 * len(kept) < len(content):
+        return None
+    first = kept[0]
+    # A German noun the sources lack still says something ("Sendern aus mehreren Ländern"): the
+    # end is cut only back to the last capitalised word.
+    last = max([kept[-1]] + [i for i in range(kept[-1], len(words)) if words[i][:1].isupper()])
+    while first > 0 and not analyze(words[first - 1]) and _bare(words[first - 1]) in source_words:
+        first -= 1
+    dropped = words[:first] + words[last + 1:]
+    if not any(_bare(word) for word in dropped):
+        return None  # nothing, or only punctuation ("20 Abkommen [1]." keeps its full stop)
+    return f"{' '.join(words[first:last + 1]).strip(',;:')} {markers_of(answer)}".strip()
+
+
+def _bare(word: str) -> str:
+    """A word lower-cased without the punctuation around it: "(Zweige)," -> "zweige"."""
+    return re.sub(r"^\W+|\W+$", "", word.lower())
+
+
 def whole_word_span(text: str, part: str) -> tuple[int, int] | None:
     """Offsets of `part` in `text` as whole words (matched as quotes are); None otherwise.
 

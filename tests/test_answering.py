@@ -5,6 +5,7 @@ from fakes import FakeEmbedder, FakeGenerator
 from rag.answering import (SHORTEN_SYSTEM_PROMPT, SUPPORT_SYSTEM_PROMPT, AnswerSettings, QuestionAnswerer,
                            addresses_the_model, build_messages, clean_source_text)
 from rag.chunking import ChunkerSettings
+from rag.citations import strip_markers
 from rag.index import build_index, open_index
 from rag.retrieval import RetrievalSettings, Retriever
 from rag.shaping import direct_part
@@ -219,6 +220,19 @@ def test_words_restating_the_question_are_dropped_without_asking_the_model(seeds
     answer = make_answerer(seeds, tmp_path, generator).ask("Wer wurde im Frühling nach Moskau eingeladen?")
     assert answer.answer == "Xi Jinping [1]" and "shortening" not in answer.timings
     assert answer.citations[0].verified and "Xi Jinping" in answer.citations[0].quote
+
+
+def test_words_at_the_ends_that_the_cited_sources_lack_are_dropped(seeds, tmp_path):
+    answer = make_answerer(seeds, tmp_path, FakeGenerator("nach Moskau gereist [1]")).ask(
+        "Wohin hat Putin Xi Jinping eingeladen?")
+    assert strip_markers(answer.answer) == "nach Moskau" and "nach Moskau eingeladen" in answer.citations[0].quote
+
+
+def test_an_answer_in_another_language_than_its_sources_keeps_its_words(seeds, tmp_path):
+    # Cut as a German answer would be, it would lose "as reported".
+    answer = make_answerer(seeds, tmp_path, FakeGenerator("Xi Jinping, as reported [1]")).ask(
+        "Whom did Putin invite to Moscow, Xi Jinping or Kim Jong Un?")
+    assert strip_markers(answer.answer) == "Xi Jinping, as reported" and "Xi Jinping" in answer.citations[0].quote
 
 
 def test_a_shortening_may_list_several_parts_of_the_answer(seeds, tmp_path):
