@@ -279,8 +279,12 @@ class QuestionAnswerer:
 
     def nearness(self, sources: list[Chunk]) -> Callable[[str], list[float]]:
         """Scores of `sources` against a text by the retriever's (multilingual) embedder."""
+        return lambda text: self.texts_nearness([s.text for s in sources], text)
+
+    def texts_nearness(self, texts: list[str], text: str) -> list[float]:
+        """Scores of `texts` against `text` by the retriever's (multilingual) embedder."""
         embedder = self.retriever.embedder
-        return lambda text: [float(x) for x in embedder.embed([s.text for s in sources]) @ embedder.embed_query([text])[0]]
+        return [float(x) for x in embedder.embed(texts) @ embedder.embed_query([text])[0]]
 
     def attempt(self, question: str, sources: list[Chunk], language: str, timings: dict[str, float],
                 on_token: Callable[[str], None] | None = None) -> Attempt:
@@ -290,8 +294,10 @@ class QuestionAnswerer:
         timings["prompt_processing"] = generation.prompt_seconds
         timings["generation"] = generation.generation_seconds
         t = time.perf_counter()
-        resolved = (resolve_citations(generation.text, sources, self.index.documents, question, self.nearness(sources))
-                    if sources and generation.text.strip() else None)
+        # An answer in another language than the sources may share no word with them ("Brazil").
+        by_meaning = self.texts_nearness if language != self.index.manifest.language else None
+        resolved = (resolve_citations(generation.text, sources, self.index.documents, question, self.nearness(sources),
+                                      by_meaning) if sources and generation.text.strip() else None)
         verified = [c for c in resolved.citations if c.verified] if resolved else []
         quotes = [c.quote for c in verified]
         timings["citations"] = time.perf_counter() - t

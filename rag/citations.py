@@ -13,7 +13,7 @@ looser.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 from .chunking import Chunk, split_sentences
@@ -32,7 +32,9 @@ class Citation:
     start: int  # document offsets of the quote
     end: int
     quote: str
-    verified: bool  # the quote stands at start:end of the document and shares terms with the answer
+    # The quote stands at start:end of the document and shares terms with the answer or, for an
+    # answer in another language than its sources, is the cited chunk's sentence nearest to it in meaning.
+    verified: bool
     date: str | None = None
     cited_as: int | None = None  # the number the model wrote, when the program moved the citation
 
@@ -134,7 +136,8 @@ def best_quote(doc_text: str, chunk: Chunk, support: str, answer: str = "") -> t
 
 
 def resolve_citations(answer: str, sources: list[Chunk], documents: dict, question: str,
-                      nearness: Callable[[str], list[float]] | None = None) -> CitationResult:
+                      nearness: Callable[[str], list[float]] | None = None,
+                      sentence_nearness: Callable[[list[str], str], list[float]] | None = None) -> CitationResult:
     """Map the markers of `answer` onto `sources` (numbered from 1) and attach verified quotes.
 
     A small model often cites the wrong number. Each citation is checked: its quote is the
@@ -144,7 +147,10 @@ def resolve_citations(answer: str, sources: list[Chunk], documents: dict, questi
     best-supporting source, if any source relates to it at all. `nearness` (the answer and
     question -> one score per source, e.g. a multilingual embedder's cosine) decides between
     sources that share as many terms with them: an English answer shares no words with the
-    German sentence it comes from ("Spring" / "im Frühling").
+    German sentence it comes from ("Spring" / "im Frühling"). When no cited chunk shares a term
+    with the answer and question at all ("Brazil" / "Brasilien"), `sentence_nearness` (sentences,
+    text -> one score per sentence; given for answers in another language than the sources)
+    picks each quote: the cited chunk's sentence nearest to them.
     """
     numbers = cited_numbers(answer)
     invented = [n for n in numbers if not 1 <= n <= len(sources)]
@@ -167,6 +173,9 @@ def resolve_citations(answer: str, sources: list[Chunk], documents: dict, questi
         mapping[number] = chosen
         if all(c.number != chosen for c in citations):
             citations.append(_citation(chosen, sources, documents, candidates, cited_as=number))
+    if sentence_nearness and citations and not any(c.verified for c in citations):
+        citations = [_nearest_sentence(c, sources[c.number - 1], documents, support, sentence_nearness)
+                     for c in citations]
     text = rewrite_markers(answer, mapping)
     if not valid and best is not None and candidates[best][2] > 0:
         citations.append(_citation(best + 1, sources, documents, candidates, cited_as=None))
@@ -181,3 +190,17 @@ def _citation(number: int, sources: list[Chunk], documents: dict, candidates: li
     verified = score > 0 and find_quote(doc.text, doc.text[start:end], chunk.start, chunk.end) == (start, end)
     return Citation(number, chunk.doc_id, chunk.chunk_id, start, end, doc.text[start:end], verified, doc.date,
                     None if cited_as == number else cited_as)
+
+
+def _nearest_sentence(citation: Citation, chunk: Chunk, documents: dict, support: str,
+                      sentence_nearness: Callable[[list[str], str], list[float]]) -> Citation:
+    """The citation quoting the sentence of its chunk nearest in meaning to `support`."""
+    doc = documents[chunk.doc_id]
+    sentences = split_sentences(doc.text, chunk.start, chunk.end)
+    if not sentences:
+        return citation
+    scores = sentence_nearness([s.text for s in sentences], support)
+    nearest = sentences[max(range(len(sentences)), key=lambda i: (scores[i], -i))]
+    verified = find_quote(doc.text, nearest.text, chunk.start, chunk.end) == (nearest.start, nearest.end)
+    return replace(citation, start=nearest.start, end=nearest.end, quote=doc.text[nearest.start:nearest.end],
+                   verified=verified)

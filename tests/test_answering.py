@@ -152,6 +152,15 @@ def test_a_question_in_another_language_is_checked_also_translated(seeds, tmp_pa
     assert len(translated) == 1 and german.support == 0.0, "a question in the corpus language is checked once"
 
 
+def test_only_an_answer_in_another_language_than_its_sources_is_quoted_by_meaning(seeds, tmp_path):
+    # Neither question nor answer shares a term with the German sources: an English answer is a
+    # translation and gets the cited chunk's nearest sentence; a German one is backed by nothing.
+    english = make_answerer(seeds, tmp_path / "en", FakeGenerator("Beijing [1]")).ask("Where was that?")
+    assert not english.abstained and english.citations[0].verified and english.citations[0].quote
+    german = make_answerer(seeds, tmp_path / "de", FakeGenerator("Beijing [1]")).ask("Wo war das?")
+    assert german.abstained and german.language == "de"
+
+
 def translating(answer, translation):
     """Answers with `answer`; asked to translate, replies `translation`."""
     return lambda messages: translation if messages[0]["content"].startswith("Translate") else answer

@@ -63,3 +63,21 @@ def test_find_quote_tolerates_case_space_quotes_dashes_and_line_break_hyphens():
     assert text[start:end] == "Zusammen-\narbeit wächst"
     assert find_quote(text, "Wir gehen") is None
     assert find_quote(text, "wir kommen", start=20) is None
+
+
+def test_an_answer_sharing_no_word_with_its_source_quotes_the_sentence_nearest_in_meaning():
+    # "Beijing" and "Where did they meet?" share no term with "Die Präsidenten trafen sich in Peking."
+    by_meaning = lambda sentences, text: [0.9 if "Peking" in s else 0.1 for s in sentences]  # noqa: E731
+    [citation] = resolve_citations("Beijing [1]", [FIRST], {"d": DOC}, "Where did they meet?",
+                                   sentence_nearness=by_meaning).citations
+    assert citation.verified and citation.quote == "Die Präsidenten trafen sich in Peking."
+    assert TEXT[citation.start:citation.end] == citation.quote
+    [unchecked] = resolve_citations("Beijing [1]", [FIRST], {"d": DOC}, "Where did they meet?").citations
+    assert not unchecked.verified, "without a measure of meaning nothing backs it"
+
+
+def test_a_quote_found_by_shared_terms_is_not_replaced_by_meaning():
+    by_meaning = lambda sentences, text: [0.9 if "Peking" in s else 0.1 for s in sentences]  # noqa: E731
+    [citation] = resolve_citations("Mehr als 20 Abkommen [1].", [FIRST], {"d": DOC}, "How many agreements?",
+                                   sentence_nearness=by_meaning).citations
+    assert citation.verified and citation.quote == "Beide Seiten unterzeichneten mehr als 20 Abkommen."
