@@ -258,7 +258,7 @@ class QuestionAnswerer:
                      for span in split_sentences(self.index.documents[chunk.doc_id].text, chunk.start, chunk.end)]
         if not sentences:
             return []
-        nearness = self.nearness(sentences)(question)
+        nearness = self.nearness([s.text for s in sentences], question)
         chosen = np.argsort(-np.asarray(nearness), kind="stable")[:self.settings.focus_sentences]
         return [sentences[i] for i in sorted(chosen)]
 
@@ -277,11 +277,7 @@ class QuestionAnswerer:
         translated = self.translate(question, corpus_language)
         return (leaning + self.generator.yes_probability(support_messages(translated, quotes))) / 2
 
-    def nearness(self, sources: list[Chunk]) -> Callable[[str], list[float]]:
-        """Scores of `sources` against a text by the retriever's (multilingual) embedder."""
-        return lambda text: self.texts_nearness([s.text for s in sources], text)
-
-    def texts_nearness(self, texts: list[str], text: str) -> list[float]:
+    def nearness(self, texts: list[str], text: str) -> list[float]:
         """Scores of `texts` against `text` by the retriever's (multilingual) embedder."""
         embedder = self.retriever.embedder
         return [float(x) for x in embedder.embed(texts) @ embedder.embed_query([text])[0]]
@@ -295,8 +291,8 @@ class QuestionAnswerer:
         timings["generation"] = generation.generation_seconds
         t = time.perf_counter()
         # An answer in another language than the sources may share no word with them ("Brazil").
-        by_meaning = self.texts_nearness if language != self.index.manifest.language else None
-        resolved = (resolve_citations(generation.text, sources, self.index.documents, question, self.nearness(sources),
+        by_meaning = language != self.index.manifest.language
+        resolved = (resolve_citations(generation.text, sources, self.index.documents, question, self.nearness,
                                       by_meaning) if sources and generation.text.strip() else None)
         verified = [c for c in resolved.citations if c.verified] if resolved else []
         quotes = [c.quote for c in verified]

@@ -136,21 +136,21 @@ def best_quote(doc_text: str, chunk: Chunk, support: str, answer: str = "") -> t
 
 
 def resolve_citations(answer: str, sources: list[Chunk], documents: dict, question: str,
-                      nearness: Callable[[str], list[float]] | None = None,
-                      sentence_nearness: Callable[[list[str], str], list[float]] | None = None) -> CitationResult:
+                      nearness: Callable[[list[str], str], list[float]] | None = None,
+                      quote_by_meaning: bool = False) -> CitationResult:
     """Map the markers of `answer` onto `sources` (numbered from 1) and attach verified quotes.
 
     A small model often cites the wrong number. Each citation is checked: its quote is the
     sentence of the cited chunk that best supports the answer. If another source supports the
     answer strictly better, the citation moves there (the answer's marker is renumbered and the
     citation records the number the model wrote). An answer with no marker gets the
-    best-supporting source, if any source relates to it at all. `nearness` (the answer and
-    question -> one score per source, e.g. a multilingual embedder's cosine) decides between
+    best-supporting source, if any source relates to it at all. `nearness` (texts, text -> one
+    score per text, e.g. a multilingual embedder's cosine) decides between
     sources that share as many terms with them: an English answer shares no words with the
     German sentence it comes from ("Spring" / "im Frühling"). When no cited chunk shares a term
-    with the answer and question at all ("Brazil" / "Brasilien"), `sentence_nearness` (sentences,
-    text -> one score per sentence; given for answers in another language than the sources)
-    picks each quote: the cited chunk's sentence nearest to them.
+    with the answer and question at all ("Brazil" / "Brasilien") and `quote_by_meaning` is set (for
+    answers in another language than the sources), `nearness` picks each quote: the cited chunk's
+    sentence nearest to them.
     """
     numbers = cited_numbers(answer)
     invented = [n for n in numbers if not 1 <= n <= len(sources)]
@@ -160,7 +160,7 @@ def resolve_citations(answer: str, sources: list[Chunk], documents: dict, questi
     candidates = [best_quote(documents[c.doc_id].text, c, support, answer_only) for c in sources]
     scores = [score for _, _, score in candidates]
     if nearness and sources and len(set(scores)) < len(scores):
-        rank = [(score, near) for score, near in zip(scores, nearness(support))]
+        rank = [(score, near) for score, near in zip(scores, nearness([c.text for c in sources], support))]
     else:
         rank = [(score, 0.0) for score in scores]
     best = max(range(len(sources)), key=lambda i: (rank[i], -i)) if sources else None
@@ -173,8 +173,8 @@ def resolve_citations(answer: str, sources: list[Chunk], documents: dict, questi
         mapping[number] = chosen
         if all(c.number != chosen for c in citations):
             citations.append(_citation(chosen, sources, documents, candidates, cited_as=number))
-    if sentence_nearness and citations and not any(c.verified for c in citations):
-        citations = [_nearest_sentence(c, sources[c.number - 1], documents, support, sentence_nearness)
+    if quote_by_meaning and nearness and citations and not any(c.verified for c in citations):
+        citations = [_nearest_sentence(c, sources[c.number - 1], documents, support, nearness)
                      for c in citations]
     text = rewrite_markers(answer, mapping)
     if not valid and best is not None and candidates[best][2] > 0:
@@ -193,13 +193,13 @@ def _citation(number: int, sources: list[Chunk], documents: dict, candidates: li
 
 
 def _nearest_sentence(citation: Citation, chunk: Chunk, documents: dict, support: str,
-                      sentence_nearness: Callable[[list[str], str], list[float]]) -> Citation:
+                      nearness: Callable[[list[str], str], list[float]]) -> Citation:
     """The citation quoting the sentence of its chunk nearest in meaning to `support`."""
     doc = documents[chunk.doc_id]
     sentences = split_sentences(doc.text, chunk.start, chunk.end)
     if not sentences:
         return citation
-    scores = sentence_nearness([s.text for s in sentences], support)
+    scores = nearness([s.text for s in sentences], support)
     nearest = sentences[max(range(len(sentences)), key=lambda i: (scores[i], -i))]
     verified = find_quote(doc.text, nearest.text, chunk.start, chunk.end) == (nearest.start, nearest.end)
     return replace(citation, start=nearest.start, end=nearest.end, quote=doc.text[nearest.start:nearest.end],

@@ -37,7 +37,7 @@ def test_between_equally_related_sources_the_nearer_in_meaning_is_cited():
     heading = Chunk("d", "d#0", 0, 13, "Putin und Xi.")
     visit = Chunk("d", "d#1", 14, 46, "Putin lud Xi im Frühling ein.")
     doc = Document("d", "Putin und Xi. Putin lud Xi im Frühling ein.", "d.txt", "0", None)
-    by_meaning = lambda text: [0.2, 0.8]  # noqa: E731 - what a multilingual embedder would say
+    by_meaning = lambda texts, text: [0.8 if "Frühling" in t else 0.2 for t in texts]  # noqa: E731 - as an embedder would
     moved = resolve_citations("Spring [1]", [heading, visit], {"d": doc}, "In which season did Putin invite Xi?",
                               nearness=by_meaning)
     [citation] = moved.citations
@@ -69,15 +69,16 @@ def test_an_answer_sharing_no_word_with_its_source_quotes_the_sentence_nearest_i
     # "Beijing" and "Where did they meet?" share no term with "Die Präsidenten trafen sich in Peking."
     by_meaning = lambda sentences, text: [0.9 if "Peking" in s else 0.1 for s in sentences]  # noqa: E731
     [citation] = resolve_citations("Beijing [1]", [FIRST], {"d": DOC}, "Where did they meet?",
-                                   sentence_nearness=by_meaning).citations
+                                   nearness=by_meaning, quote_by_meaning=True).citations
     assert citation.verified and citation.quote == "Die Präsidenten trafen sich in Peking."
     assert TEXT[citation.start:citation.end] == citation.quote
-    [unchecked] = resolve_citations("Beijing [1]", [FIRST], {"d": DOC}, "Where did they meet?").citations
-    assert not unchecked.verified, "without a measure of meaning nothing backs it"
+    [unchecked] = resolve_citations("Beijing [1]", [FIRST], {"d": DOC}, "Where did they meet?",
+                                    nearness=by_meaning).citations
+    assert not unchecked.verified, "unless asked to quote by meaning, nothing backs it"
 
 
 def test_a_quote_found_by_shared_terms_is_not_replaced_by_meaning():
     by_meaning = lambda sentences, text: [0.9 if "Peking" in s else 0.1 for s in sentences]  # noqa: E731
     [citation] = resolve_citations("Mehr als 20 Abkommen [1].", [FIRST], {"d": DOC}, "How many agreements?",
-                                   sentence_nearness=by_meaning).citations
+                                   nearness=by_meaning, quote_by_meaning=True).citations
     assert citation.verified and citation.quote == "Beide Seiten unterzeichneten mehr als 20 Abkommen."
