@@ -65,20 +65,23 @@ def test_find_quote_tolerates_case_space_quotes_dashes_and_line_break_hyphens():
     assert find_quote(text, "wir kommen", start=20) is None
 
 
+def near_peking(sentences: list[str], text: str) -> list[float]:
+    """What a multilingual embedder would say of "Beijing": the sentence naming Peking is nearest."""
+    return [0.9 if "Peking" in s else 0.1 for s in sentences]
+
+
 def test_an_answer_sharing_no_word_with_its_source_quotes_the_sentence_nearest_in_meaning():
     # "Beijing" and "Where did they meet?" share no term with "Die Präsidenten trafen sich in Peking."
-    by_meaning = lambda sentences, text: [0.9 if "Peking" in s else 0.1 for s in sentences]  # noqa: E731
     [citation] = resolve_citations("Beijing [1]", [FIRST], {"d": DOC}, "Where did they meet?",
-                                   nearness=by_meaning, quote_by_meaning=True).citations
+                                   nearness=near_peking, quote_by_meaning=True).citations
     assert citation.verified and citation.quote == "Die Präsidenten trafen sich in Peking."
     assert TEXT[citation.start:citation.end] == citation.quote
     [unchecked] = resolve_citations("Beijing [1]", [FIRST], {"d": DOC}, "Where did they meet?",
-                                    nearness=by_meaning).citations
+                                    nearness=near_peking).citations
     assert not unchecked.verified, "unless asked to quote by meaning, nothing backs it"
 
 
 def test_a_quote_found_by_shared_terms_is_not_replaced_by_meaning():
-    by_meaning = lambda sentences, text: [0.9 if "Peking" in s else 0.1 for s in sentences]  # noqa: E731
     [citation] = resolve_citations("Mehr als 20 Abkommen [1].", [FIRST], {"d": DOC}, "How many agreements?",
-                                   nearness=by_meaning, quote_by_meaning=True).citations
+                                   nearness=near_peking, quote_by_meaning=True).citations
     assert citation.verified and citation.quote == "Beide Seiten unterzeichneten mehr als 20 Abkommen."
