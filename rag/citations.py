@@ -144,7 +144,8 @@ def resolve_citations(answer: str, sources: list[Chunk], documents: dict, questi
     sentence of the cited chunk that best supports the answer. If another source supports the
     answer strictly better, the citation moves there (the answer's marker is renumbered and the
     citation records the number the model wrote). An answer with no marker gets the
-    best-supporting source, if any source relates to it at all. `nearness` (texts, text -> one
+    best-supporting source, if any source shares a term with it (or, with `quote_by_meaning`, the
+    source nearest in meaning). `nearness` (texts, text -> one
     score per text, e.g. a multilingual embedder's cosine) decides between
     sources that share as many terms with them: an English answer shares no words with the
     German sentence it comes from ("Spring" / "im Frühling"). When no cited chunk shares a term
@@ -173,13 +174,15 @@ def resolve_citations(answer: str, sources: list[Chunk], documents: dict, questi
         mapping[number] = chosen
         if all(c.number != chosen for c in citations):
             citations.append(_citation(chosen, sources, documents, candidates, cited_as=number))
-    if quote_by_meaning and nearness and citations and not any(c.verified for c in citations):
-        citations = [_nearest_sentence(c, sources[c.number - 1], documents, support, nearness)
-                     for c in citations]
     text = rewrite_markers(answer, mapping)
-    if not valid and best is not None and candidates[best][2] > 0:
+    by_meaning = quote_by_meaning and nearness is not None
+    # Sharing no term, `best` is the source nearest in meaning (the tie-break above).
+    if not valid and best is not None and (candidates[best][2] > 0 or by_meaning):
         citations.append(_citation(best + 1, sources, documents, candidates, cited_as=None))
         text = f"{text} [{best + 1}]"
+    if by_meaning and citations and not any(c.verified for c in citations):
+        citations = [_nearest_sentence(c, sources[c.number - 1], documents, support, nearness)
+                     for c in citations]
     return CitationResult(text, citations, invented)
 
 

@@ -53,9 +53,17 @@ def test_an_answer_at_the_support_threshold_stands(seeds, tmp_path):
 
 def test_an_answer_without_a_supporting_quote_is_withdrawn_unchecked(seeds, tmp_path):
     generator = FakeGenerator("Sushi")
-    answer = make_answerer(seeds, tmp_path, generator).ask("What is the favourite food?")
+    answer = make_answerer(seeds, tmp_path, generator).ask("Was ist das Lieblingsessen?")
     assert answer.abstained and answer.support is None
     assert all(c[0]["content"] != SUPPORT_SYSTEM_PROMPT for c in generator.calls)
+
+
+def test_an_answer_in_another_language_sharing_no_word_is_judged_by_the_support_check(seeds, tmp_path):
+    # An English answer may share no word with its German sources, right or wrong: the model judges it.
+    generator = FakeGenerator("Sushi", support=0.1)
+    answer = make_answerer(seeds, tmp_path, generator).ask("What is the favourite food?")
+    assert answer.abstained and answer.support == pytest.approx(0.1)
+    assert any(c[0]["content"] == SUPPORT_SYSTEM_PROMPT for c in generator.calls)
 
 
 def test_an_answer_with_a_number_its_sources_lack_is_withdrawn_unchecked(seeds, tmp_path):
@@ -320,7 +328,8 @@ def test_prompt_numbers_sources_and_names_the_answer_language(seeds, tmp_path):
     chunks = answerer.index.chunks[:2]
     messages = build_messages("Wie viele?", chunks, answerer.index.documents, "de")
     assert "[1] (2025-09-02)" in messages[1]["content"] and "[2]" in messages[1]["content"]
-    assert messages[1]["content"].rstrip().endswith("Answer in German, citing sources like [1].")
+    assert messages[1]["content"].rstrip().endswith("Answer in German.")
+    assert "[1]" not in messages[0]["content"], "the program cites; the model is not asked for numbers"
 
 
 def test_a_question_in_another_language_is_translated_for_lexical_search_only(seeds, tmp_path):

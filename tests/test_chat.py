@@ -4,6 +4,7 @@ from typer.testing import CliRunner
 from conftest import VISIT_DOC
 from fakes import FakeEmbedder, FakeGenerator
 from rag import pipeline
+from rag.answering import SYSTEM_PROMPT
 from rag.chat import ChatSession
 from rag.cli import app
 from test_answering import make_answerer
@@ -85,7 +86,7 @@ def test_ctrl_c_stops_the_answer_under_way_and_the_next_question_is_answered(mon
     answers = []
 
     def pressed_during_the_first_answer(messages):
-        if messages[0]["content"].startswith("You answer"):
+        if messages[0]["content"] == SYSTEM_PROMPT:
             answers.append(messages)
             if len(answers) == 1:
                 signal.raise_signal(signal.SIGINT)

@@ -81,6 +81,16 @@ def test_an_answer_sharing_no_word_with_its_source_quotes_the_sentence_nearest_i
     assert not unchecked.verified, "unless asked to quote by meaning, nothing backs it"
 
 
+def test_an_unmarked_answer_sharing_no_word_cites_the_source_nearest_in_meaning():
+    result = resolve_citations("Beijing", [SECOND, FIRST], {"d": DOC}, "Where did they meet?",
+                               nearness=near_peking, quote_by_meaning=True)
+    [citation] = result.citations
+    assert (citation.number, citation.cited_as, citation.verified) == (2, None, True)
+    assert citation.quote == "Die Präsidenten trafen sich in Peking." and result.text == "Beijing [2]"
+    unmarked = resolve_citations("Beijing", [SECOND, FIRST], {"d": DOC}, "Where did they meet?", nearness=near_peking)
+    assert unmarked.citations == [] and unmarked.text == "Beijing", "unless asked to quote by meaning, none"
+
+
 def test_a_quote_found_by_shared_terms_is_not_replaced_by_meaning():
     [citation] = resolve_citations("Mehr als 20 Abkommen [1].", [FIRST], {"d": DOC}, "How many agreements?",
                                    nearness=near_peking, quote_by_meaning=True).citations
