@@ -144,14 +144,13 @@ def resolve_citations(answer: str, sources: list[Chunk], documents: dict, questi
     sentence of the cited chunk that best supports the answer. If another source supports the
     answer strictly better, the citation moves there (the answer's marker is renumbered and the
     citation records the number the model wrote). An answer with no marker gets the
-    best-supporting source, if any source shares a term with it (or, with `quote_by_meaning`, the
-    source nearest in meaning). `nearness` (texts, text -> one
-    score per text, e.g. a multilingual embedder's cosine) decides between
-    sources that share as many terms with them: an English answer shares no words with the
-    German sentence it comes from ("Spring" / "im Frühling"). When no cited chunk shares a term
-    with the answer and question at all ("Brazil" / "Brasilien") and `quote_by_meaning` is set (for
-    answers in another language than the sources), `nearness` picks each quote: the cited chunk's
-    sentence nearest to them.
+    best-supporting source, if any source shares a term with it (or, with `quote_by_meaning`,
+    the source nearest in meaning). `nearness` (texts, text -> one score per text, e.g. a
+    multilingual embedder's cosine) decides between sources that share as many terms with them:
+    an English answer shares no words with the German sentence it comes from ("Spring" / "im
+    Frühling"). When no cited chunk shares a term with the answer and question at all ("Brazil"
+    / "Brasilien") and `quote_by_meaning` is set (for answers in another language than the
+    sources), `nearness` picks each quote: the cited chunk's sentence nearest to them.
     """
     numbers = cited_numbers(answer)
     invented = [n for n in numbers if not 1 <= n <= len(sources)]
