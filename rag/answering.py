@@ -23,7 +23,7 @@ from .language import LANGUAGE_NAMES, detect_language
 from .lexical import analyze
 from .numbers import restore_qualifiers, spell_as_sources_do, ungrounded_numbers
 from .retrieval import RetrievedChunk, Retriever
-from .shaping import (copied_words, direct_part, markers_of, quoted_words, within_source_words,
+from .shaping import (copied_words, count_alone, direct_part, markers_of, quoted_words, within_source_words,
                       without_restated_question)
 
 ABSTENTION = {
@@ -307,6 +307,21 @@ class QuestionAnswerer:
         return Attempt(sources, generation, resolved, quotes, support,
                        support is not None and support >= self.settings.min_support, sorted(ungrounded))
 
+    def final_text(self, question: str, answer: Attempt, language: str, timings: dict[str, float]) -> str:
+        """A supported attempt's answer cut to the fact, in the question's language, worded as its quotes."""
+        text = self.shorten(question, answer.resolved.text, timings)
+        text = self.in_question_language(question, text, answer.quotes, language, timings)
+        # Last, so that it sees the answer in the question's language, and after the model's cut,
+        # which finds the answer inside a sentence better than trimming its ends does.
+        text = without_restated_question(text, question) or text
+        # An answer in its sources' language is made of their words; one in another language
+        # is a translation and holds none.
+        if language == self.index.manifest.language:
+            cited = [answer.sources[c.number - 1].text for c in answer.resolved.citations if c.verified]
+            text = within_source_words(text, cited) or text
+        text = count_alone(text, question) or text
+        return spell_as_sources_do(restore_qualifiers(text, answer.quotes, language), answer.quotes, language)
+
     def ask(self, question: str, k: int | None = None,
             on_token: Callable[[str], None] | None = None) -> Answer:
         question = question.strip()
@@ -333,17 +348,7 @@ class QuestionAnswerer:
             if attempts[-1].supported and answer_words(attempts[-1]) != answer_words(answer):
                 answer = attempts[-1]
         if answer.supported:
-            text = self.shorten(question, answer.resolved.text, timings)
-            text = self.in_question_language(question, text, answer.quotes, language, timings)
-            # Last, so that it sees the answer in the question's language, and after the model's cut,
-            # which finds the answer inside a sentence better than trimming its ends does.
-            text = without_restated_question(text, question) or text
-            # An answer in its sources' language is made of their words; one in another language
-            # is a translation and holds none.
-            if language == self.index.manifest.language:
-                cited = [answer.sources[c.number - 1].text for c in answer.resolved.citations if c.verified]
-                text = within_source_words(text, cited) or text
-            text = spell_as_sources_do(restore_qualifiers(text, answer.quotes, language), answer.quotes, language)
+            text = self.final_text(question, answer, language, timings)
             citations, invented = answer.resolved.citations, answer.resolved.invented
         else:
             text, citations, invented = ABSTENTION[language], [], []

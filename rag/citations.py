@@ -122,17 +122,29 @@ def best_quote(doc_text: str, chunk: Chunk, support: str, answer: str = "") -> t
 
     Score: shared terms with `support` (answer and question), plus 2 for each term of the answer
     itself, plus 2 for each shared number; 0 means nothing in the chunk relates to the answer.
+    A number counts however it is written: the answer "3" is in "drei Spielzüge", not only in "3:08".
     """
-    wanted = set(analyze(support))
-    answer_terms = set(analyze(answer))
+    wanted = _terms(support)
+    answer_terms = _terms(answer)
     best = (chunk.start, chunk.end, 0.0)
     for sentence in split_sentences(doc_text, chunk.start, chunk.end):
-        terms = set(analyze(sentence.text, split_compounds=True))
+        terms = _terms(sentence.text, split_compounds=True)
         shared = wanted & terms
         score = len(shared) + 2 * len(answer_terms & terms) + 2 * sum(t.isdigit() for t in shared)
         if score > best[2]:
             best = (sentence.start, sentence.end, score)
     return best
+
+
+def _terms(text: str, split_compounds: bool = False) -> set[str]:
+    """The text's lexical terms, and each number it states (in digits or words) as digits.
+
+    >>> sorted(_terms("Drei Spielzüge"))
+    ['3', 'drei', 'spielzug']
+    """
+    from .numbers import numbers_in  # here, as numbers imports this module
+
+    return set(analyze(text, split_compounds=split_compounds)) | {str(n) for n in numbers_in(text) if n != 1}
 
 
 def resolve_citations(answer: str, sources: list[Chunk], documents: dict, question: str,

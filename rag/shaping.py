@@ -15,6 +15,7 @@ import re
 
 from .citations import MARKER, find_quote, strip_markers
 from .lexical import analyze
+from .numbers import QUALIFIERS, word_number
 
 # A sentence ends after a word or a number, not after an initial ("Frederick W. Mote").
 _SENTENCE_END = re.compile(r"(?:(?<=\w\w[.!?])|(?<=\d[.!?]))\s+(?=[A-ZÄÖÜ])")
@@ -119,6 +120,58 @@ def without_restated_question(answer: str, question: str, min_words: int = 5) ->
     if not kept or kept == bare.rstrip(".!? "):
         return None
     return f"{kept} {markers_of(answer)}".strip()
+
+
+# "How many points ...?": the question names what it counts. "How old ...?": it counts years.
+_COUNTING = re.compile(r"\b(?:wie\s+viele?n?|how\s+many)\b", re.IGNORECASE)
+_AGE = re.compile(r"\b(?:wie\s+alt|how\s+old)\b", re.IGNORECASE)
+_AGE_WORDS = frozenset({"jahr", "jahre", "jahren", "alt", "year", "years", "old"})
+# Units of measure belong to a quantity ("7.000.000 Quadratkilometer"); a counted noun does not.
+_UNIT = re.compile(r"meter|meile|mile|tonne|\bton|gramm|\bgram|liter|litre|quadrat|square|prozent|percent|"
+                   r"hektar|hectare|acre|grad\b|degree|dollar|euro|pfund|pound|\bkm|kilo", re.IGNORECASE)
+_QUALIFIER_PHRASES = frozenset(phrase for phrases in QUALIFIERS.values() for phrase in phrases)
+
+
+def count_alone(answer: str, question: str) -> str | None:
+    """A count without the noun its question already names, the qualifier before it kept.
+
+    Asked "how many points", the model often answers "308 points", and asked how old someone
+    was, "39 years". The count is the answer: the words after the number are dropped when the
+    question names them (stems, compound tails) or, asked for an age, when they are years. A unit
+    of measure stays ("7.000.000 Quadratkilometer"). None when the answer is not a number (with a
+    qualifier at most) followed by such words; the markers are kept.
+
+    >>> count_alone("308 Punkte [1]", "Wie viele Punkte gab die Verteidigung der Panthers ab?")
+    '308 [1]'
+    >>> count_alone("mehr als 20 Abkommen [2]", "Wie viele Kooperationsabkommen wurden unterzeichnet?")
+    'mehr als 20 [2]'
+    >>> count_alone("39 years old [1]", "How old was Peyton Manning when he played in Super Bowl 50?")
+    '39 [1]'
+    >>> count_alone("7.000.000 Quadratkilometer [1]", "Wie viele Quadratkilometer umfasst das Amazonasbecken?") is None
+    True
+    >>> count_alone("24 Interceptions [1]", "Wie viele Sacks hatte Short?") is None
+    True
+    """
+    age = bool(_AGE.search(question))
+    if not age and not _COUNTING.search(question):
+        return None
+    words = strip_markers(answer).rstrip(".").split()
+    at = next((i for i, word in enumerate(words)
+               if word_number(word.strip(",;:")) is not None or re.fullmatch(r"\d+(?:[.,]\d+)*½?", word)), None)
+    if at is None or at == len(words) - 1 or (at and " ".join(words[:at]).lower() not in _QUALIFIER_PHRASES):
+        return None
+    rest = [word.strip(",;:").lower() for word in words[at + 1:]]
+    if any(_UNIT.search(word) for word in rest):
+        return None
+    if age:
+        named = set(rest) <= _AGE_WORDS
+    else:
+        asked = set(analyze(question, split_compounds=True))
+        terms = [set(analyze(word)) for word in rest]
+        named = any(terms) and all(t <= asked for t in terms)
+    if not named:
+        return None
+    return f"{' '.join(words[:at + 1]).strip(',;:')} {markers_of(answer)}".strip()
 
 
 def within_source_words(answer: str, sources: list[str]) -> str | None:

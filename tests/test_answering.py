@@ -112,6 +112,17 @@ def test_a_count_the_source_spells_out_is_answered_in_words(seeds, tmp_path, que
     answer = make_answerer(seeds, tmp_path, FakeGenerator("2 [1]")).ask(question)
     assert answer.answer == expected and answer.citations[0].doc_id == "newcastle"
 
+@pytest.mark.parametrize("question, reply, expected", [
+    ("Wie viele Punkte gab die Verteidigung der Panthers ab?", "308 Punkte [1]", "308 [1]"),
+    ("Wie alt war Peyton Manning beim Super Bowl 50?", "39 Jahre [1]", "39 [1]"),
+    ("Wie viele Quadratkilometer bedeckt der Regenwald?", "5.500.000 Quadratkilometer [1]", "5.500.000 Quadratkilometer [1]")])
+def test_a_count_drops_the_noun_its_question_names(seeds, tmp_path, question, reply, expected):
+    (seeds / "zahlen.txt").write_text("Die Verteidigung der Panthers gab nur 308 Punkte ab. Peyton Manning war mit "
+                                      "39 Jahren der älteste Quarterback. Der Regenwald bedeckt 5.500.000 Quadratkilometer.")
+    answer = make_answerer(seeds, tmp_path, FakeGenerator(reply)).ask(question)
+    assert answer.answer == expected and answer.citations[0].doc_id == "zahlen"
+
+
 def sources_in(messages) -> int:
     return sum(f"[{n}]" in messages[-1]["content"] for n in range(1, 10))
 
@@ -204,7 +215,8 @@ def test_answers_in_the_question_language_are_not_translated(seeds, tmp_path, qu
 def test_a_reply_that_is_no_short_translation_is_not_used(seeds, tmp_path, translation):
     generator = FakeGenerator(translating("mehr als 20 Kooperationsabkommen [1]", translation))
     answer = make_answerer(seeds, tmp_path, generator).ask("How many Kooperationsabkommen unterzeichneten beide Seiten?")
-    assert translations_asked(generator) and answer.answer == "mehr als 20 Kooperationsabkommen [1]"
+    # untranslated, and the count without the noun the question names
+    assert translations_asked(generator) and answer.answer == "mehr als 20 [1]"
 
 
 def shortening(long_answer, reply):
@@ -218,8 +230,9 @@ LONG = "Demnach unterzeichneten beide Seiten bei dem Treffen mehr als 20 Koopera
 def test_a_long_answer_is_cut_to_the_words_that_answer(seeds, tmp_path):
     generator = FakeGenerator(shortening(LONG, "20 Kooperationsabkommen"))
     answer = make_answerer(seeds, tmp_path, generator).ask("Wie viele Kooperationsabkommen wurden unterzeichnet?")
-    # cut to the model's span, the citation kept, and the number's qualifier restored from the quote
-    assert answer.answer == "mehr als 20 Kooperationsabkommen [1]"
+    # cut to the model's span ("20 Kooperationsabkommen"), the count without the noun the question
+    # names, the citation kept, and the number's qualifier restored from the quote
+    assert answer.answer == "mehr als 20 [1]"
     assert answer.citations[0].verified and "shortening" in answer.timings
     assert generator.calls[-1][1]["content"].count("[1]") == 0, "the shortener sees the answer without markers"
 

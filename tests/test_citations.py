@@ -95,3 +95,13 @@ def test_a_quote_found_by_shared_terms_is_not_replaced_by_meaning():
     [citation] = resolve_citations("Mehr als 20 Abkommen [1].", [FIRST], {"d": DOC}, "How many agreements?",
                                    nearness=near_peking, quote_by_meaning=True).citations
     assert citation.verified and citation.quote == "Beide Seiten unterzeichneten mehr als 20 Abkommen."
+
+
+def test_a_count_quotes_the_sentence_that_states_it_in_words_not_a_digit_elsewhere():
+    text = ("Denver erhielt eine 24-10 Führung mit 3:08 verbleibenden Minuten. "
+            "Denvers Offensive wurde für drei Spielzüge aus der Endzone herausgehalten.")
+    doc = Document("d", text, "d.txt", "0", None)
+    chunk = Chunk("d", "d#0", 0, len(text), text)
+    result = resolve_citations("3 [1]", [chunk], {"d": doc}, "Wie viele Spielzüge wurde Denver aus der Endzone gehalten?")
+    [citation] = result.citations
+    assert citation.verified and citation.quote.startswith("Denvers Offensive wurde für drei Spielzüge")
