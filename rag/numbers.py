@@ -29,7 +29,7 @@ _ENGLISH_WORDS = {value: word for word, value in [*_ENGLISH_UNITS.items(), *_ENG
 _ENGLISH_WORDS |= {tens + unit: f"{_ENGLISH_WORDS[tens]}-{_ENGLISH_WORDS[unit]}"
                    for tens in _ENGLISH_TENS.values() for unit in range(1, 10)}
 # Digits, with thousands groups ("5.500.000") or a decimal part ("1,5") kept together.
-_DIGITS = re.compile(r"\d+(?:[.,]\d+)*")
+DIGITS = re.compile(r"\d+(?:[.,]\d+)*")
 # A number in digits standing alone: not part of a date, time, share, range or citation marker.
 _BARE_NUMBER = re.compile(r"(?<![\w\[.,:/-])\d+(?![\w\].,:/%-])")
 QUALIFIERS = {
@@ -161,7 +161,7 @@ def ungrounded_numbers(answer: str, sources: list[str], question: str) -> set[in
 
 def numbers_in_digits(text: str) -> set[int | None]:
     """Each number written in digits, read alone: "23-16" holds 23 and 16, "3rd-and-9" 3 and 9."""
-    return {word_number(digits) for digits in _DIGITS.findall(text)}
+    return {word_number(digits) for digits in DIGITS.findall(text)}
 
 
 def spelled_numbers(text: str) -> list[tuple[int, str]]:
@@ -171,7 +171,7 @@ def spelled_numbers(text: str) -> list[tuple[int, str]]:
     >>> spelled_numbers("Die sechs-malige Siegerin, 23-16, twenty-six")
     [(23, '23'), (16, '16'), (6, 'sechs'), (26, 'twenty-six')]
     """
-    words = _DIGITS.findall(text)
+    words = DIGITS.findall(text)
     for compound in re.findall(r"[^\W\d_]+(?:-[^\W\d_]+)*", text.lower()):
         words += [compound] if word_number(compound) is not None else compound.split("-")
     return [(value, word) for word in words if (value := word_number(word)) is not None]

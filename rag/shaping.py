@@ -15,7 +15,7 @@ import re
 
 from .citations import MARKER, find_quote, strip_markers
 from .lexical import analyze
-from .numbers import QUALIFIERS, word_number
+from .numbers import DIGITS, QUALIFIERS, word_number
 
 # A sentence ends after a word or a number, not after an initial ("Frederick W. Mote").
 _SENTENCE_END = re.compile(r"(?:(?<=\w\w[.!?])|(?<=\d[.!?]))\s+(?=[A-ZÄÖÜ])")
@@ -157,7 +157,7 @@ def count_alone(answer: str, question: str) -> str | None:
         return None
     words = strip_markers(answer).rstrip(".").split()
     at = next((i for i, word in enumerate(words)
-               if word_number(word.strip(",;:")) is not None or re.fullmatch(r"\d+(?:[.,]\d+)*½?", word)), None)
+               if word_number(word.strip(",;:")) is not None or DIGITS.fullmatch(word.removesuffix("½"))), None)
     if at is None or at == len(words) - 1 or (at and " ".join(words[:at]).lower() not in _QUALIFIER_PHRASES):
         return None
     rest = [word.strip(",;:").lower() for word in words[at + 1:]]
