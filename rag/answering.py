@@ -76,12 +76,17 @@ class AnswerSettings:
     # nearest the question (0: no second attempt). Whole chunks distract this model: with "im
     # Dezember", "im Frühling" and "im nächsten Jahr" in view it answered the season with "2".
     focus_sentences: int = 2
+    # Greedy decoding takes the likeliest first token, but the likeliest reply may begin with
+    # another ("1998" over "1. März 1998."): up to this many other likely first tokens are followed
+    # greedily too, and a reply the model finds more probable than the greedy one, saying something
+    # else and supported, is the answer (0: greedy only).
+    alternative_replies: int = 3
 
     def __post_init__(self):
         if self.k < 0 or self.prompt_sources < 1 or self.max_answer_tokens < 16 or self.shorten_after_words < 0 \
-                or self.focus_sentences < 0:
+                or self.focus_sentences < 0 or self.alternative_replies < 0:
             raise ValueError("k must be >= 0, prompt_sources >= 1, max_answer_tokens >= 16, "
-                             "shorten_after_words >= 0 and focus_sentences >= 0")
+                             "shorten_after_words >= 0, focus_sentences >= 0 and alternative_replies >= 0")
         if not 0.0 <= self.min_support <= 1.0:
             raise ValueError("min_support must be between 0 and 1")
 
@@ -281,12 +286,17 @@ class QuestionAnswerer:
         return [float(x) for x in embedder.embed(texts) @ embedder.embed_query([text])[0]]
 
     def attempt(self, question: str, sources: list[Chunk], language: str, timings: dict[str, float],
-                on_token: Callable[[str], None] | None = None) -> Attempt:
-        """One answer from `sources`: generated, its citations resolved, its quotes checked."""
+                on_token: Callable[[str], None] | None = None, alternatives: int = 0) -> Attempt:
+        """One answer from `sources`: generated (with `alternatives` replies), then checked."""
         generation = self.generator.generate(build_messages(question, sources, self.index.documents, language),
-                                             self.settings.max_answer_tokens, on_token)
+                                             self.settings.max_answer_tokens, on_token, alternatives)
         timings["prompt_processing"] = generation.prompt_seconds
         timings["generation"] = generation.generation_seconds
+        return self.check(question, sources, generation, language, timings)
+
+    def check(self, question: str, sources: list[Chunk], generation: Generation, language: str,
+              timings: dict[str, float]) -> Attempt:
+        """A reply from `sources` with its citations resolved, its quotes and numbers checked, its support judged."""
         t = time.perf_counter()
         # An answer in another language than the sources may share no word with them ("Brazil").
         by_meaning = language != self.index.manifest.language
@@ -306,6 +316,23 @@ class QuestionAnswerer:
             timings["support_check"] = time.perf_counter() - t
         return Attempt(sources, generation, resolved, quotes, support,
                        support is not None and support >= self.settings.min_support, sorted(ungrounded))
+
+    def likeliest(self, question: str, greedy: Attempt, language: str, timings: dict[str, float]) -> Attempt:
+        """The attempt's most probable reply when that is not the greedy one, says something else
+        and is supported; else the greedy attempt.
+
+        A reply of the same words ("P and PSPACE" for "In P and PSPACE") is no other answer: the
+        greedy one stays, as streamed.
+        """
+        generation = greedy.generation
+        best = max(generation.alternatives, key=lambda g: g.probability or 0.0, default=None)
+        if best is None or generation.probability is None or (best.probability or 0.0) <= generation.probability \
+                or analyze(strip_markers(best.text)) == answer_words(greedy):
+            return greedy
+        t = time.perf_counter()
+        other = self.check(question, greedy.sources, best, language, {})
+        timings["likelier_reply_check"] = time.perf_counter() - t
+        return other if other.supported else greedy
 
     def final_text(self, question: str, answer: Attempt, language: str, timings: dict[str, float]) -> str:
         """A supported attempt's answer cut to the fact, in the question's language, worded as its quotes."""
@@ -337,7 +364,8 @@ class QuestionAnswerer:
         withheld = [r.chunk.chunk_id for r in result.chunks if addresses_the_model(r.chunk.text)]
         sources = self.fit_sources(question, [r for r in result.chunks if r.chunk.chunk_id not in withheld], language)
         timings["prompt_building"] = time.perf_counter() - t
-        answer = self.attempt(question, sources, language, timings, on_token)
+        answer = self.likeliest(question, self.attempt(question, sources, language, timings, on_token,
+                                                       self.settings.alternative_replies), language, timings)
         attempts = [answer]
         if not answer.supported and self.settings.focus_sentences and sources:
             t = time.perf_counter()

@@ -1,11 +1,14 @@
 """Generation: a local GGUF model answers from a prompt, streaming its tokens.
 
 `Generator` is the interface (a fake one serves the unit tests); `LlamaGenerator` runs a GGUF
-file through llama-cpp-python, loaded on first use, greedy and seeded so answers repeat.
+file through llama-cpp-python, loaded on first use, greedy and seeded so answers repeat. Asked for
+alternatives, it also follows other likely first tokens greedily, each reply with the probability
+the model gives it: greedy decoding picks the likeliest first token, not the likeliest reply.
 """
 
 from __future__ import annotations
 
+import codecs
 import logging
 import re
 import time
@@ -19,6 +22,9 @@ import numpy as np
 
 from .errors import RagError
 
+# A first token this probable or more starts an alternative reply (XQuAD: 2.5 replies per question).
+BRANCH_MIN_PROBABILITY = 0.05
+
 
 @dataclass(frozen=True)
 class Generation:
@@ -28,6 +34,9 @@ class Generation:
     completion_tokens: int
     prompt_seconds: float  # until the first token: prompt processing
     generation_seconds: float
+    probability: float | None = None  # the model's probability of this reply, its end included (None: unknown)
+    # Replies that begin with another likely first token and go on greedily, most probable first.
+    alternatives: tuple[Generation, ...] = ()
 
 
 class Generator(ABC):
@@ -64,9 +73,13 @@ class Generator(ABC):
         """Tokens of `text` in this model's vocabulary."""
 
     @abstractmethod
-    def generate(self, messages: list[dict], max_tokens: int,
-                 on_token: Callable[[str], None] | None = None) -> Generation:
-        """Answer a chat (system/user messages) greedily, calling on_token per piece of text."""
+    def generate(self, messages: list[dict], max_tokens: int, on_token: Callable[[str], None] | None = None,
+                 alternatives: int = 0) -> Generation:
+        """Answer a chat (system/user messages) greedily, calling on_token per piece of text.
+
+        With `alternatives`, up to that many replies beginning with other likely first tokens come
+        along in `Generation.alternatives` (not streamed).
+        """
 
     @abstractmethod
     def yes_probability(self, messages: list[dict]) -> float:
@@ -82,7 +95,8 @@ class LlamaGenerator(Generator):
         self.seed = seed
         self._llm = None
         self.load_seconds = 0.0
-        self._prefix_states: dict[str, object] = {}  # system prompt -> llama state after it
+        self._prefix_states: dict[str, tuple[list[int], object]] = {}  # system prompt -> its tokens, state after them
+        self._template = None  # the model's chat template, formatter once read (False: it has none)
 
     @property
     def model_id(self) -> str:
@@ -164,28 +178,53 @@ class LlamaGenerator(Generator):
             llama_cpp.llama_set_abort_callback(context, llama_cpp.ggml_abort_callback(), None)
             llama_logger.setLevel(level)
 
-    def _restore_system_prefix(self, messages: list[dict]) -> None:
-        """Start from the saved state after the system message, evaluating it only the first time.
+    def _read_prompt(self, messages: list[dict]) -> int:
+        """Evaluate the chat's prompt, ready for the reply's first token; returns its length in tokens.
 
         llama-cpp reuses whatever prefix the previous prompt shared with this one, which makes an
         answer depend on what was asked before it (floating point differs with the batch split).
-        Restoring one fixed prefix state keeps answers repeatable and still skips re-reading the
-        system prompt (about 1 s here).
+        Each prompt starts instead from one saved state, after its system message, evaluated once:
+        answers repeat and the system prompt is not read again (about 1 s here).
         """
         llm = self._llm
-        if not messages or messages[0]["role"] != "system":
-            llm.reset()
-            return
-        key = messages[0]["content"]
-        if key not in self._prefix_states:
-            llm.reset()
-            # ChatML, as Qwen's template writes it; with another template the prefix simply matches
-            # less of the prompt and llama-cpp evaluates the rest: slower, never wrong.
-            prefix = llm.tokenize(f"<|im_start|>system\n{key}<|im_end|>\n".encode("utf-8"), add_bos=False,
-                                  special=True)
-            llm.eval(prefix)
-            self._prefix_states[key] = llm.save_state()
-        llm.load_state(self._prefix_states[key])
+        tokens = self._prompt_tokens(messages)
+        if messages and messages[0]["role"] == "system":
+            key = messages[0]["content"]
+            if key not in self._prefix_states:
+                llm.reset()
+                prefix = self._prompt_tokens(messages[:1], reply=False)
+                llm.eval(prefix)
+                self._prefix_states[key] = (prefix, llm.save_state())
+            prefix, state = self._prefix_states[key]
+            if tokens[:len(prefix)] == prefix:
+                llm.load_state(state)
+                llm.eval(tokens[len(prefix):])
+                return len(tokens)
+        llm.reset()
+        llm.eval(tokens)
+        return len(tokens)
+
+    def _prompt_tokens(self, messages: list[dict], reply: bool = True) -> list[int]:
+        """The chat as the model's own template writes it (ChatML, Qwen's, for a model without one),
+        up to where the assistant's reply begins (with `reply`)."""
+        llm = self._llm
+        if self._template is None:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            source = llm.metadata.get("tokenizer.chat_template")
+
+            def text_of(token: int) -> str:
+                return llm._model.token_get_text(token) if token != -1 else ""
+
+            self._template = Jinja2ChatFormatter(source, eos_token=text_of(llm.token_eos()),
+                                                 bos_token=text_of(llm.token_bos())) if source else False
+        if self._template:
+            self._template.add_generation_prompt = reply
+            text = self._template(messages=messages).prompt
+        else:
+            text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+            text += "<|im_start|>assistant\n" if reply else ""
+        return llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
     def yes_probability(self, messages: list[dict]) -> float:
         """P(yes) / (P(yes) + P(no)) for the first token of the reply, from one prompt evaluation.
@@ -193,17 +232,12 @@ class LlamaGenerator(Generator):
         Nothing is generated; only the prompt is read (about 1.5 s for a sentence and a question).
         """
         llm = self._load()
-        self._restore_system_prefix(messages)
-        rest = messages[1:] if messages and messages[0]["role"] == "system" else messages
-        # ChatML as in _restore_system_prefix: the system part is already evaluated.
-        text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in rest) + "<|im_start|>assistant\n"
-        llm.eval(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
-        logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),)).astype(np.float64)
-        top = logits.max()
+        self._read_prompt(messages)
+        probabilities = self._next_token_probabilities()
 
         def mass(words: tuple[str, ...]) -> float:
             ids = {llm.tokenize(w.encode("utf-8"), add_bos=False, special=False)[0] for w in words}
-            return float(sum(np.exp(logits[i] - top) for i in ids))
+            return float(sum(probabilities[i] for i in ids))
 
         yes, no = mass(("yes", "Yes", "YES")), mass(("no", "No", "NO"))
         return yes / (yes + no) if yes + no > 0 else 0.0
@@ -211,29 +245,62 @@ class LlamaGenerator(Generator):
     def count_tokens(self, text: str) -> int:
         return len(self._load().tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
-    def generate(self, messages: list[dict], max_tokens: int,
-                 on_token: Callable[[str], None] | None = None) -> Generation:
+    def generate(self, messages: list[dict], max_tokens: int, on_token: Callable[[str], None] | None = None,
+                 alternatives: int = 0) -> Generation:
+        """Greedy decoding in our own loop (llama-cpp's own chat completion picks the same tokens),
+        so that each token's probability is known and the prompt, read once, can be continued from
+        other first tokens: those of probability at least `BRANCH_MIN_PROBABILITY`, the likeliest
+        first, at most `alternatives` of them.
+        """
         llm = self._load()
         started = time.perf_counter()  # prompt processing includes reading the system prompt the first time
-        self._restore_system_prefix(messages)
-        first = None
+        prompt_end = self._read_prompt(messages)
+        first = self._next_token_probabilities()
+        prompt_seconds = time.perf_counter() - started
+        ranked = np.argsort(-first, kind="stable")[:alternatives + 1]
+        others = [int(t) for t in ranked[1:] if first[t] >= BRANCH_MIN_PROBABILITY and not self._is_end(int(t))]
+        replies = []
+        for token in [int(ranked[0])] + others:
+            llm.n_tokens = prompt_end  # the next eval drops the previous branch from the KV cache
+            replies.append(self._continue_greedily(token, float(first[token]), max_tokens,
+                                                   on_token if not replies else None))
+        generation_seconds = time.perf_counter() - started - prompt_seconds
+        (text, finish, tokens, probability), *branches = replies
+        alternatives_found = tuple(Generation(t, f, prompt_end, n, 0.0, 0.0, p)
+                                   for t, f, n, p in sorted(branches, key=lambda b: -b[3]))
+        return Generation(text, finish, prompt_end, tokens, prompt_seconds, generation_seconds, probability,
+                          alternatives_found)
+
+    def _next_token_probabilities(self) -> np.ndarray:
+        llm = self._llm
+        logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),)).astype(np.float64)
+        weights = np.exp(logits - logits.max())
+        return weights / weights.sum()
+
+    def _is_end(self, token: int) -> bool:
+        import llama_cpp
+
+        return bool(llama_cpp.llama_vocab_is_eog(self._llm._model.vocab, token))
+
+    def _continue_greedily(self, token: int, probability: float, max_tokens: int,
+                           on_token: Callable[[str], None] | None) -> tuple[str, str, int, float]:
+        """The reply from `token` on, greedy: (text, finish reason, tokens, probability of the reply)."""
+        llm = self._llm
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a character may span tokens
         pieces: list[str] = []
-        finish = "stop"
-        stream = llm.create_chat_completion(messages=messages, temperature=0.0, top_k=1, seed=self.seed,
-                                            max_tokens=max_tokens, stream=True)
-        for event in stream:
-            choice = event["choices"][0]
-            piece = choice.get("delta", {}).get("content") or ""
+        tokens = 0
+        while not self._is_end(token):
+            tokens += 1
+            piece = decoder.decode(llm.detokenize([token]))
             if piece:
-                if first is None:
-                    first = time.perf_counter()
                 pieces.append(piece)
                 if on_token:
                     on_token(piece)
-            if choice.get("finish_reason"):
-                finish = choice["finish_reason"]
-        ended = time.perf_counter()
-        first = first or ended
-        text = "".join(pieces)
-        prompt_tokens = sum(self.count_tokens(m["content"]) + 4 for m in messages)
-        return Generation(text, finish, prompt_tokens, self.count_tokens(text), first - started, ended - first)
+            if tokens >= max_tokens or llm.n_tokens >= llm.n_ctx():
+                return "".join(pieces), "length", tokens, probability  # a character cut off is dropped
+            llm.eval([token])
+            probabilities = self._next_token_probabilities()
+            token = int(probabilities.argmax())
+            probability *= float(probabilities[token])
+        return "".join(pieces) + decoder.decode(b"", final=True), "stop", tokens, probability
+

@@ -32,12 +32,19 @@ class FakeEmbedder(Embedder):
 
 
 class FakeGenerator(Generator):
-    """Replies with `reply(messages)`; counts whitespace words as tokens."""
+    """Replies with `reply(messages)`; counts whitespace words as tokens.
+
+    Asked for alternatives, it gives up to that many of `alternatives` ((text, probability) pairs,
+    the reply itself having `probability`).
+    """
 
     def __init__(self, reply: str | Callable[[list[dict]], str] = "", context_length: int = 4096,
-                 finish_reason: str = "stop", support: float | Callable[[list[dict]], float] = 1.0):
+                 finish_reason: str = "stop", support: float | Callable[[list[dict]], float] = 1.0,
+                 probability: float | None = None, alternatives: tuple[tuple[str, float], ...] = ()):
         self.reply = reply
         self.support = support  # what the support check returns, or a function of its messages
+        self.probability = probability
+        self.alternatives = alternatives
         self.context_length = context_length
         self.finish_reason = finish_reason
         self.model_id = "fake-generator@1"
@@ -51,11 +58,13 @@ class FakeGenerator(Generator):
         self.calls.append(messages)
         return self.support(messages) if callable(self.support) else self.support
 
-    def generate(self, messages, max_tokens, on_token=None) -> Generation:
+    def generate(self, messages, max_tokens, on_token=None, alternatives=0) -> Generation:
         self.calls.append(messages)
         text = self.reply(messages) if callable(self.reply) else self.reply
         for piece in re.findall(r"\S+\s*", text):
             if on_token:
                 on_token(piece)
         prompt = sum(self.count_tokens(m["content"]) for m in messages)
-        return Generation(text, self.finish_reason, prompt, self.count_tokens(text), 0.0, 0.0)
+        others = sorted(self.alternatives, key=lambda pair: -pair[1])[:alternatives]
+        return Generation(text, self.finish_reason, prompt, self.count_tokens(text), 0.0, 0.0, self.probability,
+                          tuple(Generation(t, "stop", prompt, self.count_tokens(t), 0.0, 0.0, p) for t, p in others))

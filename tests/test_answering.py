@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 
 from conftest import AGREEMENTS_DOC, VISIT_DOC
@@ -141,6 +143,43 @@ def test_a_withdrawn_answer_is_asked_again_over_the_sentences_nearest_the_questi
     focused_prompt = generator.calls[-2][1]["content"]  # the last generation before its support check
     assert sources_in(generator.calls[-2]) == 2 and "Frühling" in focused_prompt
     assert "Im Dezember" not in focused_prompt, "the focused prompt holds sentences, not whole chunks"
+
+
+YEAR_QUESTION = "Seit wann haben sich die Beziehungen beider Länder deutlich vertieft?"
+
+
+def test_a_likelier_reply_with_another_first_token_is_the_answer(seeds, tmp_path):
+    # Greedy decoding began with "Seit" (0.27) and went on to a sentence; "2022" began less likely
+    # (0.07) but is the likelier reply.
+    generator = FakeGenerator("Seit dem russischen Angriff auf die Ukraine Anfang 2022.", probability=0.03,
+                              alternatives=(("2022", 0.07), ("Sind seit 2022.", 0.01)))
+    answer = make_answerer(seeds, tmp_path, generator).ask(YEAR_QUESTION)
+    assert strip_markers(answer.answer) == "2022" and not answer.abstained
+    assert answer.citations[0].verified and "Anfang 2022" in answer.citations[0].quote
+    assert "likelier_reply_check" in answer.timings
+
+
+@pytest.mark.parametrize("alternative, checked, why", [
+    (("Der Angriff auf die Ukraine", 0.02), False, "less probable than the greedy reply"),
+    (("seit dem russischen Angriff auf die Ukraine Anfang 2022", 0.2), False, "the same words"),
+    (("1998", 0.2), True, "not supported: no source holds it"),
+])
+def test_the_greedy_reply_stays_unless_a_likelier_one_says_something_else_and_is_supported(
+        seeds, tmp_path, alternative, checked, why):
+    greedy = "Seit dem russischen Angriff auf die Ukraine Anfang 2022."
+    generator = FakeGenerator(greedy, probability=0.03, alternatives=(alternative,))
+    answerer = make_answerer(seeds, tmp_path, generator)
+    answerer.settings = replace(answerer.settings, focus_sentences=0)  # no second attempt to mend a wrong choice
+    answer = answerer.ask(YEAR_QUESTION)
+    assert "Ukraine" in answer.answer and not answer.abstained, why
+    assert ("likelier_reply_check" in answer.timings) == checked, why
+
+
+def test_alternatives_are_asked_for_only_as_the_settings_say(seeds, tmp_path):
+    generator = FakeGenerator("Seit dem Angriff auf die Ukraine.", probability=0.03, alternatives=(("2022", 0.07),))
+    answerer = make_answerer(seeds, tmp_path, generator)
+    answerer.settings = AnswerSettings(alternative_replies=0)
+    assert "Ukraine" in answerer.ask(YEAR_QUESTION).answer
 
 
 def test_the_same_answer_again_is_not_a_second_chance(seeds, tmp_path):
