@@ -22,7 +22,7 @@ from .index import Index
 from .language import LANGUAGE_NAMES, detect_language
 from .lexical import analyze
 from .numbers import restore_qualifiers, spell_as_sources_do, ungrounded_numbers
-from .retrieval import RetrievedChunk, Retriever
+from .retrieval import RetrievalResult, RetrievedChunk, Retriever
 from .shaping import (copied_words, count_alone, direct_part, markers_of, quoted_words, within_source_words,
                       without_restated_question)
 
@@ -349,8 +349,10 @@ class QuestionAnswerer:
         text = count_alone(text, question) or text
         return spell_as_sources_do(restore_qualifiers(text, answer.quotes, language), answer.quotes, language)
 
-    def ask(self, question: str, k: int | None = None,
-            on_token: Callable[[str], None] | None = None) -> Answer:
+    def ask(self, question: str, k: int | None = None, on_token: Callable[[str], None] | None = None,
+            on_retrieval: Callable[[RetrievalResult], None] | None = None) -> Answer:
+        """Answer `question`; `on_retrieval` sees what was retrieved before the model starts, `on_token`
+        each piece of the draft the model writes (the answer is that draft once checked and shaped)."""
         question = question.strip()
         if not question:
             raise ValueError("the question is empty")
@@ -358,6 +360,8 @@ class QuestionAnswerer:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         result = self.retriever.search(question, k=self.settings.k if k is None else k)
+        if on_retrieval:
+            on_retrieval(result)
         timings["translation"] = result.seconds.get("translation", 0.0)
         timings["retrieval"] = time.perf_counter() - started - timings["translation"]
         t = time.perf_counter()

@@ -14,6 +14,7 @@ from typing import Callable
 
 from .answering import Answer, QuestionAnswerer
 from .language import LANGUAGE_NAMES, detect_language
+from .retrieval import RetrievalResult
 
 REWRITE_SYSTEM = (
     "Rewrite the user's last question so that it can be understood without the conversation: "
@@ -35,6 +36,23 @@ class Turn:
     answer: str
 
 
+def conversation_from_messages(messages: list[dict]) -> tuple[list[Turn], str]:
+    """An OpenAI-style message list as (earlier turns, last question): each user message followed by
+    an assistant reply is a turn; system messages are ours to write and are passed over.
+
+    >>> conversation_from_messages([{"role": "system", "content": "Be brief."},
+    ...     {"role": "user", "content": "Wohin lud Putin Xi ein?"}, {"role": "assistant", "content": "Moskau"},
+    ...     {"role": "user", "content": "Und wann?"}])
+    ([Turn(question='Wohin lud Putin Xi ein?', answer='Moskau')], 'Und wann?')
+    """
+    spoken = [m for m in messages if m["role"] in ("user", "assistant")]
+    if not spoken or spoken[-1]["role"] != "user":
+        raise ValueError("the last message must be the user's question")
+    turns = [Turn(q["content"], a["content"]) for q, a in zip(spoken, spoken[1:])
+             if q["role"] == "user" and a["role"] == "assistant"]
+    return turns, spoken[-1]["content"]
+
+
 @dataclass
 class ChatSession:
     answerer: QuestionAnswerer
@@ -42,6 +60,7 @@ class ChatSession:
     history: list[Turn] = field(default_factory=list)
     last: Answer | None = None
     k: int | None = None
+    standalone_question: str | None = None  # what the last question was searched as
 
     def standalone(self, question: str) -> str:
         """The question rewritten from the recent turns; unchanged when there is no history, or
@@ -61,11 +80,12 @@ class ChatSession:
         return rewritten
 
     def ask(self, question: str, on_token: Callable[[str], None] | None = None,
-            on_rewrite: Callable[[str], None] | None = None) -> Answer:
-        searched = self.standalone(question)
+            on_rewrite: Callable[[str], None] | None = None,
+            on_retrieval: Callable[[RetrievalResult], None] | None = None) -> Answer:
+        searched = self.standalone_question = self.standalone(question)
         if searched != question and on_rewrite:
             on_rewrite(searched)
-        answer = self.answerer.ask(searched, k=self.k, on_token=on_token)
+        answer = self.answerer.ask(searched, k=self.k, on_token=on_token, on_retrieval=on_retrieval)
         if self.answerer.generator.stop_requested:  # a stopped answer is no part of the conversation
             return answer
         self.history.append(Turn(question, answer.answer))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
 import sys
 from contextlib import contextmanager
@@ -20,7 +21,6 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from . import pipeline
 from .answering import Answer, AnswerSettings
 from .chunking import ChunkerSettings
-from .citations import strip_markers
 from .errors import RagError
 from .retrieval import MODES, RetrievalSettings
 
@@ -102,7 +102,7 @@ def _open(index: Path, model: Optional[str], embedder: Optional[str], retrieval:
         fail(str(exc))
 
 
-@app.command()
+@app.command(epilog="Example: $ rag index ~/articles --index indexes/articles")
 @friendly
 def index(paths: list[Path] = typer.Argument(None, help="Files or folders of .txt/.md articles (default: seeds/)."),
           index_dir: Path = IndexOption,
@@ -133,21 +133,52 @@ def index(paths: list[Path] = typer.Argument(None, help="Files or folders of .tx
                   f"(embedded {report.embedded}, reused {report.reused}) in {report.seconds:.1f} s")
 
 
-def finish_streamed_answer(answer: Answer, streamed: str) -> None:
-    """End the streamed line; an abstention follows what streamed, which was then withdrawn."""
-    if answer.abstained:
+def withdrawal_reason(answer: Answer) -> str:
+    """Why an answer was withdrawn, in one line."""
+    if answer.ungrounded_numbers:
         numbers = ", ".join(map(str, answer.ungrounded_numbers))
-        reason = f"withdrawn: {numbers} {'is' if len(answer.ungrounded_numbers) == 1 else 'are'} not in them" \
-            if numbers else "withdrawn"
-        sys.stdout.write((f"\n(checked against the sources: {reason}) " if streamed else "") + answer.answer)
-    sys.stdout.write("\n")
-    sys.stdout.flush()
+        return f"withdrawn: {numbers} {'is' if len(answer.ungrounded_numbers) == 1 else 'are'} not in the sources"
+    if answer.support is None:
+        return "withdrawn: no sentence of the sources supports the model's answer"
+    return f"withdrawn: the sources support the model's answer too weakly (support {answer.support:.2f})"
 
 
-def print_answer_sources(answer: Answer, streamed: str = "", console: Console = out) -> None:
-    """The verified sources under a streamed answer, and what checking them changed."""
-    if not answer.abstained and strip_markers(streamed) != strip_markers(answer.answer):
-        console.print(f"(checked against the sources: {answer.answer})", style="dim", markup=False, soft_wrap=True)
+def answer_on_screen(generator, ask) -> Answer:
+    """`ask(on_token)` with one answer on screen: the checked one.
+
+    On a terminal the model's draft shows dimmed under a status line while it is written and
+    checked, and is then replaced in place by the checked answer (the draft is often reworded or
+    withdrawn: two answers on screen read as two answers). Piped, only the checked answer is
+    printed. Ctrl-C stops the model either way (KeyboardInterrupt).
+    """
+    if not out.is_terminal:
+        with ctrl_c_stops(generator):
+            answer = ask(None)
+    else:
+        from rich.console import Group
+        from rich.live import Live
+        from rich.text import Text
+
+        draft: list[str] = []
+
+        def view(status: str) -> Group:
+            return Group(Text(status, style="dim italic"), Text("".join(draft), style="dim"))
+
+        with Live(view("reading the sources…"), console=out, auto_refresh=False, transient=True) as live:
+            def on_token(piece: str) -> None:
+                draft.append(piece)
+                live.update(view("checking the sources…"), refresh=True)
+
+            with ctrl_c_stops(generator):
+                answer = ask(on_token)
+    out.print(answer.answer, markup=False, soft_wrap=True, highlight=False)
+    if answer.abstained:
+        out.print(f"({withdrawal_reason(answer)})", style="dim", markup=False, soft_wrap=True)
+    return answer
+
+
+def print_answer_sources(answer: Answer, console: Console = out) -> None:
+    """The verified sources under an answer, and notes on what checking them found."""
     shown = [c for c in answer.citations if c.verified]
     if shown:
         console.print("\nSources:")
@@ -171,7 +202,7 @@ def print_answer_sources(answer: Answer, streamed: str = "", console: Console = 
         err.print("note: the answer was cut off at the token limit and may be incomplete")
 
 
-@app.command()
+@app.command(epilog='Example: $ rag ask "How many agreements were signed?"')
 @friendly
 def ask(question: str = typer.Argument(..., help="The question, in English or German."),
         index_dir: Path = IndexOption,
@@ -191,20 +222,11 @@ def ask(question: str = typer.Argument(..., help="The question, in English or Ge
         answer.timings.update(load_seconds)
         out.print_json(json.dumps(answer.to_json(), ensure_ascii=False))
         return
-    streamed: list[str] = []
-
-    def show(piece: str) -> None:
-        streamed.append(piece)
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-
-    with ctrl_c_stops(answerer.generator):
-        answer = answerer.ask(question, on_token=show)
-    finish_streamed_answer(answer, "".join(streamed))
-    print_answer_sources(answer, "".join(streamed))
+    answer = answer_on_screen(answerer.generator, lambda on_token: answerer.ask(question, on_token=on_token))
+    print_answer_sources(answer)
 
 
-@app.command()
+@app.command(epilog="Example: $ rag batch questions.jsonl -o answers.jsonl")
 @friendly
 def batch(file: Path = typer.Argument(..., help="Questions: .jsonl ({\"id\", \"question\"}), .txt or .csv."),
           output: Path = typer.Option(..., "-o", "--output", help="Where to write the answers (JSON lines)."),
@@ -233,7 +255,7 @@ def batch(file: Path = typer.Argument(..., help="Questions: .jsonl ({\"id\", \"q
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(epilog="Example: $ rag models --model fast")
 @friendly
 def models(model: Optional[str] = ModelOption, embedder: Optional[str] = EmbedderOption):
     """Show the models that would be used: path, size, sha256, context, dimension."""
@@ -252,13 +274,16 @@ def models(model: Optional[str] = ModelOption, embedder: Optional[str] = Embedde
     out.print(f"  max tokens      {emb.max_tokens}")
 
 
-@app.command("eval")
+@app.command("eval", epilog="Example: $ rag eval --summary eval-summary.md")
 @friendly
 def evaluate(question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--set", help="Evaluation questions (JSON lines)."),
              index_dir: Path = IndexOption,
              baseline: Path = typer.Option(Path("eval/baseline.json"), help="Report to compare with."),
              report: Path = typer.Option(Path("eval/reports/latest.json"), help="Where to write this run's report."),
              update_baseline: bool = typer.Option(False, "--update-baseline", help="Write this run as the new baseline."),
+             summary_file: Optional[Path] = typer.Option(
+                 None, "--summary", help="Write a Markdown summary here (default: appended to $GITHUB_STEP_SUMMARY "
+                                         "when that is set, as on GitHub Actions)."),
              k: int = KOption,
              min_support: float = MinSupportOption,
              model: Optional[str] = ModelOption,
@@ -267,9 +292,9 @@ def evaluate(question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--
     """Answer the evaluation set, score it per tag, and fail (exit 1) on a regression against the baseline."""
     from rich.table import Table
 
-    from .evaluation import (EXIT_REGRESSION, compare_with_baseline, load_eval_set, run_eval, runtime_note,
-                             settings_note)
-    from .fileio import atomic_write_json
+    from .evaluation import (EXIT_REGRESSION, compare_with_baseline, load_eval_set, markdown_summary, run_eval,
+                             runtime_note, settings_note)
+    from .fileio import atomic_write_json, atomic_write_text
 
     questions = load_eval_set(question_set)
     answerer = _open(index_dir, model, embedder, retrieval, k, min_support)
@@ -299,9 +324,20 @@ def evaluate(question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--
         out.print(f"  wrong: {row['id']}: {row['answer']}", soft_wrap=True, markup=False)
     atomic_write_json(report, result)
     out.print(f"report written to {report}")
+
+    def write_summary(recorded: dict | None, problems: list[str], notes: list[str]) -> None:
+        text = markdown_summary(result, recorded, problems, notes)
+        if summary_file is not None:
+            atomic_write_text(summary_file, text)
+            out.print(f"summary written to {summary_file}")
+        elif os.environ.get("GITHUB_STEP_SUMMARY"):
+            with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as step_summary:
+                step_summary.write(text)
+
     if update_baseline:
         atomic_write_json(baseline, result)
         out.print(f"baseline updated: {baseline}")
+        write_summary(None, [], [f"this run was recorded as the new baseline {baseline}"])
         return
     if not baseline.is_file():
         fail(f"no baseline at {baseline}; create one with --update-baseline")
@@ -310,9 +346,10 @@ def evaluate(question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--
         problems = compare_with_baseline(result, recorded)
     except (ValueError, KeyError) as exc:
         fail(f"the baseline {baseline} is not a valid report ({exc})")
-    for note in (runtime_note(result, recorded), settings_note(result, recorded)):
-        if note:
-            err.print(f"note: {note}", soft_wrap=True, markup=False)
+    notes = [note for note in (runtime_note(result, recorded), settings_note(result, recorded)) if note]
+    for note in notes:
+        err.print(f"note: {note}", soft_wrap=True, markup=False)
+    write_summary(recorded, problems, notes)
     if problems:
         err.print(f"[bold red]regression[/] against {baseline}:")
         for problem in problems:
@@ -321,7 +358,7 @@ def evaluate(question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--
     out.print(f"no regression against {baseline}")
 
 
-@app.command()
+@app.command(epilog="Example: $ rag chat --index indexes/articles")
 @friendly
 def chat(index_dir: Path = IndexOption,
          k: int = KOption,
@@ -358,13 +395,6 @@ def chat(index_dir: Path = IndexOption,
     if interactive:
         out.print("Ask about the indexed articles in English or German. /help lists commands; Ctrl-D leaves.")
 
-    streamed: list[str] = []
-
-    def show(piece: str) -> None:
-        streamed.append(piece)
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-
     while True:
         try:
             line = read().strip()
@@ -382,19 +412,88 @@ def chat(index_dir: Path = IndexOption,
             continue
         if not interactive:
             out.print(f"› {line}", markup=False, soft_wrap=True)
-        streamed.clear()
         try:
-            with ctrl_c_stops(answerer.generator):
-                answer = session.ask(line, on_token=show,
-                                     on_rewrite=lambda q: out.print(f"(searching: {q})", style="dim", markup=False,
-                                                                    soft_wrap=True))
+            answer = answer_on_screen(answerer.generator, lambda on_token: session.ask(
+                line, on_token=on_token,
+                on_rewrite=lambda q: out.print(f"(searching: {q})", style="dim", markup=False, soft_wrap=True)))
         except KeyboardInterrupt:
-            sys.stdout.write("\n")
             err.print("(stopped)")
             continue
-        finish_streamed_answer(answer, "".join(streamed))
-        print_answer_sources(answer, "".join(streamed))
+        print_answer_sources(answer)
         out.print()
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command(epilog="Example: $ rag serve --port 8000 --api-key \"$(cat key.txt)\"")
+@friendly
+def serve(index_dir: Path = IndexOption,
+          host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; another than loopback needs --api-key."),
+          port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port (0: any free one, printed)."),
+          api_key: Optional[str] = typer.Option(None, "--api-key", envvar="RAG_API_KEY", show_envvar=True,
+                                                help="Require 'Authorization: Bearer KEY' on every /v1 route."),
+          max_queue: int = typer.Option(8, "--max-queue", min=0, help="Questions that may wait for the model; more get 503."),
+          cors_origin: list[str] = typer.Option([], "--cors-origin", help="Allow browsers from this origin (repeatable); off by default."),
+          k: int = KOption,
+          min_support: float = MinSupportOption,
+          model: Optional[str] = ModelOption,
+          embedder: Optional[str] = EmbedderOption,
+          retrieval: str = RetrievalOption):
+    """Serve answers over HTTP: native /v1/ask and OpenAI-compatible /v1/chat/completions."""
+    import logging
+    import socket
+
+    import uvicorn
+
+    from .index import live_generation_name
+    from .server import ServerSettings, create_app
+    from .service import AnswerService
+
+    if not _is_loopback(host) and not api_key:
+        fail(f"refusing to listen on {host} without an API key: pass --api-key KEY (or set RAG_API_KEY), "
+             "or listen on 127.0.0.1")
+    if live_generation_name(index_dir) is None:
+        fail(f"no index at {index_dir}; build one with `rag index` first")
+    try:
+        service = AnswerService.from_choice(index_dir, pipeline.ModelChoice(model, embedder),
+                                            RetrievalSettings(mode=retrieval), AnswerSettings(k=k, min_support=min_support),
+                                            progress=_assembly_progress())
+    except ValueError as exc:
+        fail(str(exc))
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host.strip("[]"), port))
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S")
+    for name in ("rag.server", "uvicorn.error"):  # one line per request, and the server's own news
+        logging.getLogger(name).setLevel(logging.INFO)
+    failure: list[str] = []
+    server: uvicorn.Server | None = None
+
+    def stop_on_failure(message: str) -> None:
+        failure.append(message)
+        server.should_exit = True
+
+    app_ = create_app(service, ServerSettings(api_key or None, max_queue, tuple(cors_origin)), stop_on_failure)
+    server = uvicorn.Server(uvicorn.Config(app_, log_config=None, access_log=False, timeout_graceful_shutdown=5))
+    bound = listener.getsockname()[1]
+    err.print(f"rag serve: http://{host}:{bound} (index {index_dir}); loading models, /health says 503 until ready",
+              soft_wrap=True)
+    server.run(sockets=[listener])
+    if failure:
+        fail(failure[0])
 
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks on XQuAD (German paragraphs, German and English questions).")
@@ -402,7 +501,7 @@ app.add_typer(bench_app, name="bench")
 XQUAD_DEFAULT = Path("../shared/data/xquad-dev")
 
 
-@bench_app.command("retrieval")
+@bench_app.command("retrieval", epilog="Example: $ rag bench retrieval --limit 200")
 @friendly
 def bench_retrieval(xquad: Path = typer.Option(XQUAD_DEFAULT, "--xquad", help="Folder with xquad.de/en.dev.json."),
                     limit: Optional[int] = typer.Option(None, help="Only the first N questions."),
@@ -449,7 +548,7 @@ def bench_retrieval(xquad: Path = typer.Option(XQUAD_DEFAULT, "--xquad", help="F
                                    "rows": [asdict(r) for r in result.rows]})
 
 
-@bench_app.command("answers")
+@bench_app.command("answers", epilog="Example: $ rag bench answers --limit 100 --results answers.jsonl")
 @friendly
 def bench_answers(xquad: Path = typer.Option(XQUAD_DEFAULT, "--xquad", help="Folder with xquad.de/en.dev.json."),
                   limit: Optional[int] = typer.Option(100, help="Questions per language, spread over the set (0: all)."),
@@ -494,3 +593,34 @@ def bench_answers(xquad: Path = typer.Option(XQUAD_DEFAULT, "--xquad", help="Fol
     out.print(table)
     if report:
         atomic_write_json(report, {"rows": [asdict(r) for r in rows], "answers": answers})
+
+
+@bench_app.command("http", epilog="Example: $ rag bench http --url http://127.0.0.1:8000 --concurrency 4")
+@friendly
+def bench_http(url: str = typer.Option("http://127.0.0.1:8000", "--url", help="A running `rag serve`."),
+               question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--set",
+                                                 help="Questions: .jsonl, .txt or .csv, as for `rag batch`."),
+               concurrency: int = typer.Option(4, "--concurrency", min=1, max=64, help="Requests in flight at once."),
+               limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N questions."),
+               api_key: Optional[str] = typer.Option(None, "--api-key", envvar="RAG_API_KEY"),
+               report: Optional[Path] = typer.Option(None, "--json", help="Also write the summary and outcomes as JSON.")):
+    """A bounded load test of `rag serve`: answers per minute, latency and queue wait, every status."""
+    from dataclasses import asdict
+
+    from .batch import read_questions
+    from .fileio import atomic_write_json
+    from .loadtest import run_load
+
+    questions, _ = read_questions(question_set)
+    load = run_load(url, [q.question for q in questions[:limit]], concurrency, api_key)
+    summary = load.summary()
+    if not summary["answered"] and all(o.status == 0 for o in load.outcomes):
+        fail(f"no answer from {url}: {load.outcomes[0].error}")
+    out.print(f"{summary['requests']} requests at concurrency {concurrency} in {summary['wall_seconds']:.1f} s: "
+              f"{summary['answered']} answered ({summary['answers_per_minute']} per minute), statuses {summary['statuses']}")
+    for name in ("latency_seconds", "queue_seconds"):
+        if summary[name]:
+            out.print(f"  {name.replace('_seconds', '')}: median {summary[name]['median']:.2f} s, "
+                      f"p95 {summary[name]['p95']:.2f} s")
+    if report:
+        atomic_write_json(report, {"summary": summary, "outcomes": [asdict(o) for o in load.outcomes]})

@@ -94,6 +94,13 @@ def _live_generation(index_dir: Path) -> Path | None:
     return gen if gen.is_dir() else None
 
 
+def live_generation_name(index_dir: Path) -> str | None:
+    """The name of the live generation ("gen-000002"), read afresh: a reader compares it with the
+    generation it holds to notice that `rag index` committed a new one."""
+    gen = _live_generation(Path(index_dir))
+    return gen.name if gen is not None else None
+
+
 def _read_manifest(gen: Path) -> Manifest:
     data = json.loads((gen / "manifest.json").read_text())
     return Manifest(**data)

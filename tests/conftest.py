@@ -27,3 +27,30 @@ def private_rag_home(request, tmp_path, monkeypatch):
         monkeypatch.setenv("RAG_HOME", str(tmp_path / "rag-home"))
         monkeypatch.delenv("RAG_MODEL", raising=False)
         monkeypatch.delenv("RAG_EMBEDDER", raising=False)
+
+
+def wait_until_healthy(url: str, process=None, timeout: float = 180) -> None:
+    """Wait until `rag serve` at `url` answers /health with 200; fail if `process` exits first."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process is None or process.poll() is None, "rag serve exited before it was ready"
+        assert time.monotonic() < deadline, f"rag serve at {url} did not become ready in {timeout} s"
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -68,3 +68,45 @@ class FakeGenerator(Generator):
         others = sorted(self.alternatives, key=lambda pair: -pair[1])[:alternatives]
         return Generation(text, self.finish_reason, prompt, self.count_tokens(text), 0.0, 0.0, self.probability,
                           tuple(Generation(t, "stop", prompt, self.count_tokens(t), 0.0, 0.0, p) for t, p in others))
+
+
+class SlowGenerator(FakeGenerator):
+    """A FakeGenerator that writes one word every `delay` seconds and, asked to stop, ends the call
+    at once, as the real one does between two steps of its graph; it records what it did.
+
+    `busy` is set while it writes, `stopped` once a stop request ended a reply early.
+    """
+
+    def __init__(self, reply="Mehr als 20 Abkommen [1].", delay: float = 0.05, **kwargs):
+        super().__init__(reply, **kwargs)
+        import threading
+
+        self.delay = delay
+        self.busy = threading.Event()
+        self.stopped = threading.Event()
+        self.words_written = 0
+        self.replies_started = 0
+
+    def generate(self, messages, max_tokens, on_token=None, alternatives=0) -> Generation:
+        import time
+
+        self.calls.append(messages)
+        self.replies_started += 1
+        text = self.reply(messages) if callable(self.reply) else self.reply
+        written = []
+        self.busy.set()
+        try:
+            for piece in re.findall(r"\S+\s*", text):
+                if self.stop_requested:  # the real one's abort callback ends the call with an error
+                    self.stopped.set()
+                    raise KeyboardInterrupt
+                time.sleep(self.delay)
+                self.words_written += 1
+                written.append(piece)
+                if on_token:
+                    on_token(piece)
+        finally:
+            self.busy.clear()
+        text = "".join(written)
+        prompt = sum(self.count_tokens(m["content"]) for m in messages)
+        return Generation(text, self.finish_reason, prompt, self.count_tokens(text), 0.0, 0.0, self.probability)

@@ -1,0 +1,280 @@
+"""The answering service behind `rag serve`: models loaded once, the live index followed, one
+model answering one question at a time from a bounded first-in-first-out queue.
+
+No HTTP here (that is `server.py`): this is what any front end over the library needs.
+
+- `AnswerService` owns the embedder and the generator and opens the index folder's live
+  generation. When `rag index` commits a new generation, the next call answers from it; a call
+  already running keeps the answerer it started with (an index is read whole into memory, so
+  removing the old generation's folder does not disturb it).
+- `ModelQueue` runs model jobs one after another in a worker thread, in arrival order, with at
+  most `max_waiting` waiting. A job cancelled while waiting is never run; one cancelled while
+  running asks the generator to stop, which ends llama.cpp's work within a graph step.
+
+>>> queue = ModelQueue(max_waiting=0)
+>>> queue.snapshot()
+{'running': 0, 'waiting': 0, 'max': 0}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import anyio.to_thread
+import numpy as np
+
+from . import pipeline
+from .answering import AnswerSettings, QuestionAnswerer
+from .embedding import Embedder
+from .errors import RagError
+from .generation import Generator
+from .index import Index, live_generation_name, open_index
+from .retrieval import RetrievalResult, RetrievalSettings
+
+
+class SerializedEmbedder(Embedder):
+    """An embedder that one thread at a time may use: searches run beside a running answer, whose
+    citation check embeds too, and the embedders' engines make no promise about threads."""
+
+    def __init__(self, inner: Embedder):
+        self.inner = inner
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:  # model_id, dimension, max_tokens, sha256, weights, ...
+        return getattr(self.inner, name)
+
+    @property
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    @property
+    def max_tokens(self) -> int:
+        return self.inner.max_tokens
+
+    @property
+    def sha256(self) -> str:
+        return getattr(self.inner, "sha256", "")
+
+    def load(self) -> None:
+        with self._lock:
+            self.inner.load()
+
+    def count_tokens(self, text: str) -> int:
+        with self._lock:
+            return self.inner.count_tokens(text)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            return self.inner.embed(texts)
+
+    def embed_query(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            return self.inner.embed_query(texts)
+
+
+class AnswerService:
+    """One index folder and the models that answer over it; `load()` once, then any thread may call."""
+
+    def __init__(self, index_dir: Path, embedder: Embedder, generator: Generator,
+                 retrieval: RetrievalSettings = RetrievalSettings(), answer: AnswerSettings = AnswerSettings()):
+        self.index_dir = Path(index_dir)
+        self.embedder = SerializedEmbedder(embedder)
+        self.generator = generator
+        self.retrieval = retrieval
+        self.answer_settings = answer
+        self._answerer: QuestionAnswerer | None = None
+        self._reopen = threading.Lock()
+        self.load_seconds: dict[str, float] = {}
+
+    @classmethod
+    def from_choice(cls, index_dir: Path, choice: pipeline.ModelChoice = pipeline.ModelChoice(),
+                    retrieval: RetrievalSettings = RetrievalSettings(), answer: AnswerSettings = AnswerSettings(),
+                    progress: Callable[[int, int], None] | None = None) -> AnswerService:
+        """Models resolved as the CLI resolves them; nothing is loaded yet."""
+        return cls(index_dir, pipeline.make_embedder(choice.embedder), pipeline.make_generator(choice.model, progress),
+                   retrieval, answer)
+
+    def load(self) -> None:
+        """Open the index and load both models (slow: seconds). Raises RagError on a bad index or model."""
+        self.load_seconds = self.answerer().warm_up()
+
+    @property
+    def ready(self) -> bool:
+        return self._answerer is not None and bool(self.load_seconds)
+
+    def answerer(self, min_support: float | None = None) -> QuestionAnswerer:
+        """The answerer over the live generation, reopened when `rag index` committed a new one;
+        with `min_support`, a copy that withdraws answers below that support instead."""
+        live = live_generation_name(self.index_dir)
+        current = self._answerer
+        if current is None or current.index.generation.name != live:
+            with self._reopen:
+                current = self._answerer
+                if current is None or current.index.generation.name != live_generation_name(self.index_dir):
+                    index = open_index(self.index_dir, self.embedder.model_id)
+                    current = pipeline.answerer_for(index, self.embedder, self.generator, self.retrieval,
+                                                    self.answer_settings)
+                    self._answerer = current
+        if min_support is None or min_support == current.settings.min_support:
+            return current
+        variant = copy.copy(current)
+        variant.settings = replace(current.settings, min_support=min_support)
+        return variant
+
+    def search(self, query: str, k: int, mode: str | None = None) -> tuple[Index, RetrievalResult]:
+        """Retrieval alone, no model call: the index searched and what it found."""
+        answerer = self.answerer()
+        return answerer.index, answerer.retriever.search(query, k=k, mode=mode)
+
+    def status(self) -> dict:
+        """Model and embedder ids and hashes, and the live index's size and build time."""
+        answerer = self._answerer
+        models = {"generator": self.generator.model_id, "generator_sha256": getattr(self.generator, "sha256", ""),
+                  "embedder": self.embedder.model_id, "embedder_sha256": self.embedder.sha256}
+        index = None
+        if answerer is not None:
+            manifest = answerer.index.manifest
+            index = {"path": str(self.index_dir), "generation": answerer.index.generation.name,
+                     "documents": len(answerer.index.documents), "chunks": len(answerer.index.chunks),
+                     "built_at": manifest.created_at, "language": manifest.language}
+        return {"models": models, "index": index}
+
+
+class QueueFull(RagError):
+    """Every place in the queue is taken."""
+
+
+class JobCancelled(Exception):
+    """The job was cancelled (its client went away) before or while it ran."""
+
+
+@dataclass
+class Job:
+    """One piece of model work: `work(job)` runs in the worker thread; `result` is awaited."""
+
+    work: Callable[[Job], Any]
+    generator: Generator
+    enqueued: float = field(default_factory=time.perf_counter)
+    started: float | None = None
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    result: asyncio.Future | None = None
+    running: bool = False
+
+    @property
+    def queue_seconds(self) -> float:
+        return (self.started or time.perf_counter()) - self.enqueued
+
+    def cancel(self) -> None:
+        """Never start this job; if it runs, stop its model call at once."""
+        self.cancelled.set()
+        if self.running:
+            self.generator.request_stop()
+
+    def check(self) -> None:
+        """Called between tokens: a cancelled job stops the model (the flag llama.cpp's abort callback reads)."""
+        if self.cancelled.is_set():
+            self.generator.request_stop()
+
+    def run(self) -> Any:
+        with self.generator.stoppable():
+            self.running = True
+            try:
+                if self.cancelled.is_set():
+                    raise JobCancelled
+                return self.work(self)
+            finally:
+                self.running = False
+
+
+class ModelQueue:
+    """Model jobs one at a time, first in first out, at most `max_waiting` waiting behind the running one."""
+
+    def __init__(self, max_waiting: int = 8):
+        if max_waiting < 0:
+            raise ValueError("the queue length must be >= 0")
+        self.max_waiting = max_waiting
+        self._waiting: deque[Job] = deque()
+        self._arrived: asyncio.Event | None = None
+        self._worker: asyncio.Task | None = None
+        self.running: Job | None = None
+        self.completed = 0
+        self.mean_seconds: float | None = None  # of the jobs run so far, recent ones weighing most
+
+    def waiting(self) -> int:
+        """Jobs waiting to run (a cancelled one, skipped when its turn comes, does not count)."""
+        return sum(1 for job in self._waiting if not job.cancelled.is_set())
+
+    def snapshot(self) -> dict:
+        return {"running": int(self.running is not None), "waiting": self.waiting(), "max": self.max_waiting}
+
+    def start(self) -> None:
+        """Start the worker; call from the event loop that will submit jobs."""
+        self._arrived = asyncio.Event()
+        self._worker = asyncio.get_running_loop().create_task(self._work())
+
+    async def stop(self) -> None:
+        """Cancel every job, stopping the running one's model call, and end the worker."""
+        for job in [self.running, *self._waiting]:
+            if job is not None:
+                job.cancel()
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+
+    def submit(self, job: Job) -> Job:
+        """Queue `job`; raises QueueFull when `max_waiting` jobs already wait behind a running one."""
+        if self._arrived is None:
+            raise RuntimeError("ModelQueue.start() was not called")
+        waiting = self.waiting()
+        if (self.running is not None or waiting) and waiting >= self.max_waiting:
+            raise QueueFull(f"the queue is full ({self.max_waiting} waiting)")
+        job.result = asyncio.get_running_loop().create_future()
+        self._waiting.append(job)
+        self._arrived.set()
+        return job
+
+    async def _work(self) -> None:
+        while True:
+            while not self._waiting:
+                self._arrived.clear()
+                await self._arrived.wait()
+            job = self._waiting.popleft()
+            if job.cancelled.is_set():
+                job.result.cancel()  # nobody waits for it any more
+                continue
+            job.started = time.perf_counter()
+            self.running = job
+            try:
+                # Not abandoned on cancel: the model is free only once the thread is done.
+                value = await anyio.to_thread.run_sync(job.run)
+            except (JobCancelled, KeyboardInterrupt):
+                outcome: tuple = ("error", JobCancelled())
+            except Exception as exc:  # noqa: BLE001 (handed to the request that asked)
+                outcome = ("error", exc)
+            else:
+                outcome = ("value", value)
+            finally:
+                self.running = None
+                self.completed += 1
+                took = time.perf_counter() - job.started
+                self.mean_seconds = took if self.mean_seconds is None else 0.8 * self.mean_seconds + 0.2 * took
+            if job.cancelled.is_set():
+                job.result.cancel()
+            elif outcome[0] == "value":
+                job.result.set_result(outcome[1])
+            else:
+                job.result.set_exception(outcome[1])

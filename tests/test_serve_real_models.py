@@ -1,0 +1,67 @@
+"""`rag serve` as a user starts it: a separate process with the real default models, asked over
+HTTP as curl asks and through the official `openai` package."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import AGREEMENTS_DOC, SEEDS, free_port, wait_until_healthy
+from rag import pipeline
+from rag.index import build_index
+
+pytestmark = pytest.mark.model
+QUESTION = "How many agreements were signed?"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("serve")
+    index_dir = folder / "seeds"
+    build_index([SEEDS], index_dir, pipeline.make_embedder())
+    port = free_port()
+    rag = Path(sys.executable).parent / "rag"
+    process = subprocess.Popen([str(rag), "serve", "--index", str(index_dir), "--port", str(port)],
+                               stdout=(folder / "serve.log").open("w"), stderr=subprocess.STDOUT,
+                               env={**os.environ, "RAG_API_KEY": ""})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, process)
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_curl_and_the_openai_package_get_the_same_verified_answer(server):
+    # As `curl -s localhost:8000/v1/ask -d '{"question": ...}'` sends it: no JSON content type.
+    response = httpx.post(f"{server}/v1/ask", content=f'{{"question": "{QUESTION}"}}',
+                          headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=120)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["answer"].startswith("more than 20"), answer["answer"]
+    [citation] = answer["citations"]
+    assert citation["doc_id"] == AGREEMENTS_DOC and citation["verified"]
+    document = httpx.get(f"{server}/v1/documents/{AGREEMENTS_DOC}").json()
+    assert document["text"][citation["start"]:citation["end"]] == citation["quote"]
+
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{server}/v1", api_key="unused", max_retries=0, timeout=120)
+    message = client.chat.completions.create(model="rag", messages=[{"role": "user", "content": QUESTION}]
+                                             ).choices[0].message
+    assert message.content == answer["answer"]
+    assert message.model_extra["citations"] == answer["citations"]
+
+
+def test_an_unanswerable_question_abstains_over_http(server):
+    answer = httpx.post(f"{server}/v1/ask", json={"question": "What is Xi Jinping's favourite food?"},
+                        timeout=120).json()
+    assert answer["abstained"] and answer["citations"] == []
