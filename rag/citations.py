@@ -60,8 +60,12 @@ def cited_numbers(text: str) -> list[int]:
 
 
 def strip_markers(text: str) -> str:
-    """The answer without its source markers: "more than 20 [2]" -> "more than 20"."""
-    return MARKER.sub("", text).strip()
+    """The answer without its source markers and the space before them.
+
+    >>> strip_markers("more than 20 [2]"), strip_markers("Moskau [1].")
+    ('more than 20', 'Moskau.')
+    """
+    return re.sub(r"\s*" + MARKER.pattern, "", text).strip()
 
 
 def rewrite_markers(text: str, mapping: dict[int, int | None]) -> str:

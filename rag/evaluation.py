@@ -256,3 +256,47 @@ def run_eval(answerer, questions: list[EvalQuestion], on_done=None) -> dict:
         "tags": by_tag(rows, questions),
         "questions": rows,
     }
+
+
+def markdown_summary(report: dict, baseline: dict | None, problems: list[str], notes: list[str]) -> str:
+    """The gate's outcome as Markdown, for a CI job page ($GITHUB_STEP_SUMMARY) or a pull request.
+
+    >>> row = {"id": "q1", "correct": True, "answer": "Moskau", "seconds": 1.0}
+    >>> report = {"summary": {"questions": 1, "answer_accuracy": 1.0}, "questions": [row], "wall_seconds": 3.0}
+    >>> print(markdown_summary(report, None, [], []).splitlines()[0])
+    ## rag eval: passed (no baseline to compare with)
+    """
+    if baseline is None:
+        verdict = "passed (no baseline to compare with)"
+    else:
+        verdict = "**failed**" if problems else "passed"
+    lines = [f"## rag eval: {verdict}", ""]
+    old = (baseline or {}).get("summary", {})
+    lines += ["| metric | baseline | this run | change |", "|---|---|---|---|"]
+    for metric, value in report["summary"].items():
+        if metric == "questions":
+            continue
+        before = old.get(metric)
+        change = "" if value is None or before is None else f"{value - before:+.3f}"
+        lines.append(f"| {metric} | {'-' if before is None else f'{before:.3f}'} | "
+                     f"{'-' if value is None else f'{value:.3f}'} | {change} |")
+    before = {r["id"]: r for r in (baseline or {}).get("questions", [])}
+    worse = [r for r in report["questions"] if r["id"] in before and before[r["id"]]["correct"] and not r["correct"]]
+    better = [r for r in report["questions"] if r["id"] in before and not before[r["id"]]["correct"] and r["correct"]]
+    for title, rows in (("Right before, wrong now", worse), ("Wrong before, right now", better)):
+        if rows:
+            lines += ["", f"### {title} ({len(rows)})", "", "| question | baseline answer | this answer |", "|---|---|---|"]
+            lines += [f"| {r['id']} | {_cell(before[r['id']]['answer'])} | {_cell(r['answer'])} |" for r in rows]
+    metrics = [p for p in problems if not p.startswith("question ")]  # the questions are in the tables above
+    if metrics:
+        lines += ["", "### Metrics below their tolerance", ""] + [f"- {p}" for p in metrics]
+    if notes:
+        lines += ["", "### Notes", ""] + [f"- {n}" for n in notes]
+    lines += ["", f"{report['summary']['questions']} questions in {report['wall_seconds']:.0f} s"
+                  + (f" on {report['runtime']}" if report.get("runtime") else "") + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")

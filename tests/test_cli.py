@@ -40,11 +40,11 @@ def test_index_then_ask_json(fakes, seeds, tmp_path):
     assert data["models"]["generator"] == "fake-generator@1"
 
 
-def test_ask_streams_text_and_lists_sources(fakes, seeds, tmp_path):
+def test_ask_prints_the_answer_and_lists_sources(fakes, seeds, tmp_path):
     run("index", seeds, "--index", tmp_path / "idx")
     result = run("ask", "Wie viele Kooperationsabkommen unterzeichneten beide Seiten?", "--index", tmp_path / "idx")
     assert result.exit_code == 0
-    assert result.stdout.startswith("Mehr als 20 Abkommen [1].")
+    assert re.match(r"Mehr als 20 \[\d\]\n", result.stdout)
     assert re.search(rf"\[\d\] {AGREEMENTS_DOC}, 2025-09-02", result.stdout)
 
 
@@ -116,25 +116,22 @@ def test_batch_writes_one_object_per_valid_line_and_resumes(fakes, seeds, tmp_pa
     assert "already in" in rerun.stdout and "questions per minute" not in rerun.stdout
 
 
-def test_what_checking_changed_is_shown_under_the_streamed_answer(fakes, seeds, tmp_path):
+def test_piped_ask_prints_only_the_checked_answer(fakes, seeds, tmp_path):
     fakes.reply = "20 Abkommen [1]."
     run("index", seeds, "--index", tmp_path / "idx")
     result = run("ask", "Wie viele Kooperationsabkommen unterzeichneten beide Seiten?", "--index", tmp_path / "idx")
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("20 Abkommen [1].")
-    assert re.search(r"\(checked against the sources: mehr als 20 \[\d\]\)", result.stdout)
-    fakes.reply = "Mehr als 20 Abkommen [1]."
-    unchanged = run("ask", "Was unterzeichneten beide Seiten?", "--index", tmp_path / "idx")
-    assert "checked against the sources" not in unchanged.stdout
+    assert re.match(r"mehr als 20 \[\d\]\n\nSources:\n", result.stdout)
+    assert "20 Abkommen" not in result.stdout  # the model's draft is not a second answer
 
 
-def test_a_withdrawn_answer_is_marked_under_the_streamed_text(fakes, seeds, tmp_path):
+def test_a_withdrawn_answer_is_the_refusal_and_one_line_saying_why(fakes, seeds, tmp_path):
     fakes.reply, fakes.support = "26 [1]", 0.1
     run("index", seeds, "--index", tmp_path / "idx")
     result = run("ask", "Wie viele Staats- und Regierungschefs kommen zur Parade?", "--index", tmp_path / "idx")
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("26 [1]\n(checked against the sources: withdrawn) Die Quellen beantworten")
-    assert "Sources:" not in result.stdout
+    assert result.stdout == ("Die Quellen beantworten diese Frage nicht.\n"
+                             "(withdrawn: the sources support the model's answer too weakly (support 0.10))\n")
 
 
 def test_a_number_not_in_the_sources_is_named_when_the_answer_is_withdrawn(fakes, seeds, tmp_path):
@@ -142,7 +139,7 @@ def test_a_number_not_in_the_sources_is_named_when_the_answer_is_withdrawn(fakes
     run("index", seeds, "--index", tmp_path / "idx")
     result = run("ask", "Wie viele Kooperationsabkommen unterzeichneten beide Seiten?", "--index", tmp_path / "idx")
     assert result.exit_code == 0, result.output
-    assert "\n(checked against the sources: withdrawn: 200 is not in them) Die Quellen beantworten" in result.stdout
+    assert result.stdout == "Die Quellen beantworten diese Frage nicht.\n(withdrawn: 200 is not in the sources)\n"
 
 
 @pytest.mark.parametrize("command", ["ask", "batch"])

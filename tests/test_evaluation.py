@@ -98,17 +98,27 @@ def test_eval_cli_passes_then_fails_on_regression(monkeypatch, seeds, tmp_path):
     assert runner.invoke(app, ["index", str(seeds), "--index", str(tmp_path / "idx")]).exit_code == 0
     first = runner.invoke(app, ["eval", *map(str, common), "--report", str(tmp_path / "r1.json"), "--update-baseline"])
     assert first.exit_code == 0, first.output
-    second = runner.invoke(app, ["eval", *map(str, common), "--report", str(tmp_path / "r2.json")])
+    second = runner.invoke(app, ["eval", *map(str, common), "--report", str(tmp_path / "r2.json"),
+                                 "--summary", str(tmp_path / "passed.md")])
     assert second.exit_code == 0 and "no regression" in second.stdout
+    passed = (tmp_path / "passed.md").read_text()
+    assert passed.startswith("## rag eval: passed") and "| answer_accuracy | 1.000 | 1.000 | +0.000 |" in passed
     r1, r2 = (json.loads((tmp_path / f).read_text()) for f in ("r1.json", "r2.json"))
     assert without_timings(r1) == without_timings(r2)
     base = json.loads((tmp_path / "base.json").read_text())
     (tmp_path / "base.json").write_text(json.dumps(base | {"runtime": "another build"}))
     other = runner.invoke(app, ["eval", *map(str, common), "--report", str(tmp_path / "r4.json")])
     assert other.exit_code == 0 and "note: the baseline was answered by another build" in other.stderr
+    step_summary = tmp_path / "step-summary.md"
+    step_summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
     broken = runner.invoke(app, ["eval", *map(str, common), "--report", str(tmp_path / "r3.json"), "--k", "0"])
     assert broken.exit_code == 1
     assert "question city was answered correctly and now is not" in broken.stderr
+    failed = step_summary.read_text()
+    assert failed.startswith("earlier step\n## rag eval: **failed**")  # appended, as GitHub Actions expects
+    assert "| answer_accuracy | 1.000 | 0.000 | -1.000 |" in failed
+    assert "### Right before, wrong now (1)" in failed and "| city | Moskau [1]. |" in failed
 
 
 def test_a_baseline_answered_with_other_settings_is_noted():
