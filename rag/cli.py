@@ -38,6 +38,11 @@ EmbedderOption = typer.Option(None, "--embedder",
                               help="'e5' (packaged multilingual-e5-small), 'minilm' (packaged all-MiniLM-L6-v2), "
                                    "a sentence-transformers folder or E5 weights file (default: $RAG_EMBEDDER, else e5).")
 RetrievalOption = typer.Option("hybrid", "--retrieval", help=f"Retrieval mode: {', '.join(MODES)}.")
+LlmUrlOption = typer.Option(None, "--llm-url", help="Answer through this OpenAI-compatible model server (several: "
+                                                    "comma-separated, spread and failed over) instead of the in-process "
+                                                    "model (default: $RAG_LLM_URL; $RAG_LLM_MODEL, $RAG_LLM_API_KEY).")
+LlmTimeoutOption = typer.Option(60.0, "--llm-timeout", min=0.1, help="Seconds a model server request may take, "
+                                                                      "failover included.")
 KOption = typer.Option(AnswerSettings.k, "--k", min=0, help="Chunks to retrieve (the best few go into the prompt).")
 MinSupportOption = typer.Option(
     AnswerSettings.min_support, "--min-support", min=0.0, max=1.0,
@@ -94,9 +99,14 @@ def _assembly_progress():
     return update
 
 
-def _open(index: Path, model: Optional[str], embedder: Optional[str], retrieval: str, k: int, min_support: float):
+def _choice(model: Optional[str], embedder: Optional[str], llm_url: Optional[str], llm_timeout: float):
+    return pipeline.ModelChoice(model, embedder, pipeline.ServerChoice(llm_url, timeout=llm_timeout))
+
+
+def _open(index: Path, model: Optional[str], embedder: Optional[str], retrieval: str, k: int, min_support: float,
+          llm_url: Optional[str] = None, llm_timeout: float = 60.0):
     try:
-        return pipeline.open_answerer(index, pipeline.ModelChoice(model, embedder), RetrievalSettings(mode=retrieval),
+        return pipeline.open_answerer(index, _choice(model, embedder, llm_url, llm_timeout), RetrievalSettings(mode=retrieval),
                                       AnswerSettings(k=k, min_support=min_support), progress=_assembly_progress())
     except ValueError as exc:
         fail(str(exc))
@@ -211,11 +221,13 @@ def ask(question: str = typer.Argument(..., help="The question, in English or Ge
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
         model: Optional[str] = ModelOption,
         embedder: Optional[str] = EmbedderOption,
-        retrieval: str = RetrievalOption):
+        retrieval: str = RetrievalOption,
+        llm_url: Optional[str] = LlmUrlOption,
+        llm_timeout: float = LlmTimeoutOption):
     """Answer one question with cited sources."""
     if not question.strip():
         fail("the question is empty")
-    answerer = _open(index_dir, model, embedder, retrieval, k, min_support)
+    answerer = _open(index_dir, model, embedder, retrieval, k, min_support, llm_url, llm_timeout)
     load_seconds = answerer.warm_up()
     if as_json:
         answer = answerer.ask(question)
@@ -235,14 +247,16 @@ def batch(file: Path = typer.Argument(..., help="Questions: .jsonl ({\"id\", \"q
           min_support: float = MinSupportOption,
           model: Optional[str] = ModelOption,
           embedder: Optional[str] = EmbedderOption,
-          retrieval: str = RetrievalOption):
+          retrieval: str = RetrievalOption,
+          llm_url: Optional[str] = LlmUrlOption,
+          llm_timeout: float = LlmTimeoutOption):
     """Answer a file of questions, one JSON object per line, resumable."""
     from .batch import read_questions, run_batch
 
     questions, problems = read_questions(file)
     for line, reason in problems:
         err.print(f"{file}:{line}: skipped: {reason}", soft_wrap=True)
-    answerer = _open(index_dir, model, embedder, retrieval, k, min_support)
+    answerer = _open(index_dir, model, embedder, retrieval, k, min_support, llm_url, llm_timeout)
     with _progress("answering") as bar:
         task = bar.add_task("answering", total=len(questions))
         summary = run_batch(answerer, questions, output, on_done=lambda: bar.advance(task))
@@ -257,15 +271,26 @@ def batch(file: Path = typer.Argument(..., help="Questions: .jsonl ({\"id\", \"q
 
 @app.command(epilog="Example: $ rag models --model fast")
 @friendly
-def models(model: Optional[str] = ModelOption, embedder: Optional[str] = EmbedderOption):
-    """Show the models that would be used: path, size, sha256, context, dimension."""
+def models(model: Optional[str] = ModelOption, embedder: Optional[str] = EmbedderOption,
+           llm_url: Optional[str] = LlmUrlOption, llm_timeout: float = LlmTimeoutOption):
+    """Show the models that would be used: path, size, sha256, context, dimension (or the model server)."""
     emb = pipeline.make_embedder(embedder)
-    gen = pipeline.make_generator(model, progress=_assembly_progress())
+    gen = pipeline.make_generator(model, _assembly_progress(), pipeline.ServerChoice(llm_url, timeout=llm_timeout))
     out.print("[bold]answerer[/]")
-    out.print(f"  path            {gen.model_path}", soft_wrap=True)
-    out.print(f"  size            {gen.model_path.stat().st_size:,} bytes")
-    out.print(f"  sha256          {gen.sha256}", soft_wrap=True)
-    out.print(f"  context length  {gen.training_context_length()} (trained), {gen.context_length} (used)")
+    if hasattr(gen, "urls"):  # a model server
+        gen.load()
+        gen.count_tokens("probe")  # finds the server's tokenizer
+        gen.yes_probability([{"role": "user", "content": "Reply yes or no: is water wet?"}])  # finds logprobs
+        out.print(f"  server          {', '.join(gen.urls)}", soft_wrap=True)
+        out.print(f"  model id        {gen.model}", soft_wrap=True)
+        out.print(f"  logprobs        {'yes' if gen.logprobs else 'no: the support check reads the yes/no reply'}")
+        out.print(f"  tokenizer       {gen.tokenizer}")
+        out.print(f"  context length  {gen.context_length} (assumed)")
+    else:
+        out.print(f"  path            {gen.model_path}", soft_wrap=True)
+        out.print(f"  size            {gen.model_path.stat().st_size:,} bytes")
+        out.print(f"  sha256          {gen.sha256}", soft_wrap=True)
+        out.print(f"  context length  {gen.training_context_length()} (trained), {gen.context_length} (used)")
     out.print("[bold]embedder[/]")
     out.print(f"  weights         {emb.weights}", soft_wrap=True)
     out.print(f"  id              {emb.model_id}")
@@ -288,7 +313,9 @@ def evaluate(question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--
              min_support: float = MinSupportOption,
              model: Optional[str] = ModelOption,
              embedder: Optional[str] = EmbedderOption,
-             retrieval: str = RetrievalOption):
+             retrieval: str = RetrievalOption,
+             llm_url: Optional[str] = LlmUrlOption,
+             llm_timeout: float = LlmTimeoutOption):
     """Answer the evaluation set, score it per tag, and fail (exit 1) on a regression against the baseline."""
     from rich.table import Table
 
@@ -297,7 +324,7 @@ def evaluate(question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--
     from .fileio import atomic_write_json, atomic_write_text
 
     questions = load_eval_set(question_set)
-    answerer = _open(index_dir, model, embedder, retrieval, k, min_support)
+    answerer = _open(index_dir, model, embedder, retrieval, k, min_support, llm_url, llm_timeout)
     answerer.warm_up()
     with _progress("evaluating") as bar:
         task = bar.add_task("evaluating", total=len(questions))
@@ -365,12 +392,14 @@ def chat(index_dir: Path = IndexOption,
          min_support: float = MinSupportOption,
          model: Optional[str] = ModelOption,
          embedder: Optional[str] = EmbedderOption,
-         retrieval: str = RetrievalOption):
+         retrieval: str = RetrievalOption,
+         llm_url: Optional[str] = LlmUrlOption,
+         llm_timeout: float = LlmTimeoutOption):
     """A conversation: answers stream, verified sources follow, follow-up questions are understood."""
     from .chat import ChatSession
     from .models import rag_home
 
-    answerer = _open(index_dir, model, embedder, retrieval, k, min_support)
+    answerer = _open(index_dir, model, embedder, retrieval, k, min_support, llm_url, llm_timeout)
     session = ChatSession(answerer, k=k)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if interactive:
@@ -443,11 +472,15 @@ def serve(index_dir: Path = IndexOption,
                                                 help="Require 'Authorization: Bearer KEY' on every /v1 route."),
           max_queue: int = typer.Option(8, "--max-queue", min=0, help="Questions that may wait for the model; more get 503."),
           cors_origin: list[str] = typer.Option([], "--cors-origin", help="Allow browsers from this origin (repeatable); off by default."),
+          parallel: int = typer.Option(1, "--parallel", min=1, max=64,
+                                       help="Questions answered at once; more than 1 needs a model server (--llm-url)."),
           k: int = KOption,
           min_support: float = MinSupportOption,
           model: Optional[str] = ModelOption,
           embedder: Optional[str] = EmbedderOption,
-          retrieval: str = RetrievalOption):
+          retrieval: str = RetrievalOption,
+          llm_url: Optional[str] = LlmUrlOption,
+          llm_timeout: float = LlmTimeoutOption):
     """Serve answers over HTTP: native /v1/ask and OpenAI-compatible /v1/chat/completions."""
     import logging
     import socket
@@ -461,10 +494,12 @@ def serve(index_dir: Path = IndexOption,
     if not _is_loopback(host) and not api_key:
         fail(f"refusing to listen on {host} without an API key: pass --api-key KEY (or set RAG_API_KEY), "
              "or listen on 127.0.0.1")
+    if parallel > 1 and not pipeline.ServerChoice(llm_url).urls:
+        fail("--parallel above 1 needs a model server (--llm-url): the in-process model answers one question at a time")
     if live_generation_name(index_dir) is None:
         fail(f"no index at {index_dir}; build one with `rag index` first")
     try:
-        service = AnswerService.from_choice(index_dir, pipeline.ModelChoice(model, embedder),
+        service = AnswerService.from_choice(index_dir, _choice(model, embedder, llm_url, llm_timeout),
                                             RetrievalSettings(mode=retrieval), AnswerSettings(k=k, min_support=min_support),
                                             progress=_assembly_progress())
     except ValueError as exc:
@@ -486,7 +521,7 @@ def serve(index_dir: Path = IndexOption,
         failure.append(message)
         server.should_exit = True
 
-    app_ = create_app(service, ServerSettings(api_key or None, max_queue, tuple(cors_origin)), stop_on_failure)
+    app_ = create_app(service, ServerSettings(api_key or None, max_queue, tuple(cors_origin), parallel), stop_on_failure)
     server = uvicorn.Server(uvicorn.Config(app_, log_config=None, access_log=False, timeout_graceful_shutdown=5))
     bound = listener.getsockname()[1]
     err.print(f"rag serve: http://{host}:{bound} (index {index_dir}); loading models, /health says 503 until ready",

@@ -68,6 +68,11 @@ class Generator(ABC):
     def load(self) -> None:
         """Load the model now rather than on first use."""
 
+    def fork(self) -> Generator:
+        """A generator for one of several requests answered at once (its own stop flag). An
+        in-process model answers one at a time, so it is itself; a model server's forks share it."""
+        return self
+
     @abstractmethod
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` in this model's vocabulary."""

@@ -6,7 +6,8 @@ until it is used.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -28,9 +29,32 @@ def make_embedder(choice: str | None = None) -> Embedder:
     return E5Embedder(path) if path.is_file() else SentenceTransformerEmbedder(path)
 
 
-def make_generator(path: str | None = None, progress: Callable[[int, int], None] | None = None) -> Generator:
+def make_generator(path: str | None = None, progress: Callable[[int, int], None] | None = None,
+                   server: ServerChoice | None = None) -> Generator:
+    """The in-process GGUF model named by `path`, or the model server(s) of `server` when it has URLs."""
+    server = server or ServerChoice()
+    if server.urls:
+        from .remote import ServerGenerator
+
+        return ServerGenerator(server.urls, server.model, server.api_key, server.timeout)
     model_path = resolve_model_path(path, progress)
     return LlamaGenerator(model_path, cached_sha256(model_path))
+
+
+@dataclass(frozen=True)
+class ServerChoice:
+    """A model server to answer through instead of the in-process model (`--llm-url`): OpenAI-
+    compatible URLs, separated by commas; None means $RAG_LLM_URL / $RAG_LLM_MODEL / $RAG_LLM_API_KEY."""
+
+    urls: str | None = None
+    model: str | None = None
+    api_key: str | None = None
+    timeout: float = 60.0
+
+    def __post_init__(self):
+        for name, variable in (("urls", "RAG_LLM_URL"), ("model", "RAG_LLM_MODEL"), ("api_key", "RAG_LLM_API_KEY")):
+            if getattr(self, name) is None and os.environ.get(variable):
+                object.__setattr__(self, name, os.environ[variable])
 
 
 @dataclass(frozen=True)
@@ -39,6 +63,7 @@ class ModelChoice:
 
     model: str | None = None
     embedder: str | None = None
+    server: ServerChoice = field(default_factory=ServerChoice)
 
 
 def open_answerer(index_dir: Path, choice: ModelChoice = ModelChoice(),
@@ -47,7 +72,7 @@ def open_answerer(index_dir: Path, choice: ModelChoice = ModelChoice(),
     """An answerer over the index at `index_dir`, refusing it if it was built with another embedder."""
     embedder = make_embedder(choice.embedder)
     index = open_index(index_dir, embedder.model_id)
-    return answerer_for(index, embedder, make_generator(choice.model, progress), retrieval, answer)
+    return answerer_for(index, embedder, make_generator(choice.model, progress, choice.server), retrieval, answer)
 
 
 def answerer_for(index: Index, embedder: Embedder, generator: Generator,

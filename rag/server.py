@@ -64,6 +64,7 @@ class ServerSettings:
     api_key: str | None = None
     max_queue: int = 8
     cors_origins: tuple[str, ...] = ()
+    parallel: int = 1  # questions answered at once: more than 1 only through a model server, which batches
 
 
 class ApiError(Exception):
@@ -284,7 +285,7 @@ def create_app(service: AnswerService, settings: ServerSettings = ServerSettings
 
     `on_load_failure(message)` is called if loading fails (the CLI stops the server with it).
     """
-    queue = ModelQueue(settings.max_queue)
+    queue = ModelQueue(settings.max_queue, settings.parallel)
     loading: dict[str, str | None] = {"error": None}
 
     @asynccontextmanager
@@ -389,7 +390,7 @@ def create_app(service: AnswerService, settings: ServerSettings = ServerSettings
     def submit(work) -> Job:
         """Queue model work, or refuse it with 503 when the queue is full."""
         try:
-            return queue.submit(Job(work, service.generator))
+            return queue.submit(Job(work, service.generator.fork()))
         except QueueFull as exc:
             raise ApiError(503, str(exc), {"Retry-After": str(retry_after(queue))}) from None
 
@@ -417,7 +418,7 @@ def create_app(service: AnswerService, settings: ServerSettings = ServerSettings
                  history: list | None = None):
         """The model work of one question: a follow-up made standalone first when there is a history."""
         def work(job: Job) -> tuple[Answer, str]:
-            answerer = service.answerer(min_support)
+            answerer = service.answerer(min_support, job.generator)
 
             def on_token(piece: str) -> None:
                 job.check()

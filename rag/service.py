@@ -102,8 +102,8 @@ class AnswerService:
                     retrieval: RetrievalSettings = RetrievalSettings(), answer: AnswerSettings = AnswerSettings(),
                     progress: Callable[[int, int], None] | None = None) -> AnswerService:
         """Models resolved as the CLI resolves them; nothing is loaded yet."""
-        return cls(index_dir, pipeline.make_embedder(choice.embedder), pipeline.make_generator(choice.model, progress),
-                   retrieval, answer)
+        return cls(index_dir, pipeline.make_embedder(choice.embedder),
+                   pipeline.make_generator(choice.model, progress, choice.server), retrieval, answer)
 
     def load(self) -> None:
         """Open the index and load both models (slow: seconds). Raises RagError on a bad index or model."""
@@ -113,9 +113,10 @@ class AnswerService:
     def ready(self) -> bool:
         return self._answerer is not None and bool(self.load_seconds)
 
-    def answerer(self, min_support: float | None = None) -> QuestionAnswerer:
+    def answerer(self, min_support: float | None = None, generator: Generator | None = None) -> QuestionAnswerer:
         """The answerer over the live generation, reopened when `rag index` committed a new one;
-        with `min_support`, a copy that withdraws answers below that support instead."""
+        with `min_support`, a copy that withdraws answers below that support instead; with
+        `generator`, a copy answering through it (a fork, for requests answered at once)."""
         live = live_generation_name(self.index_dir)
         current = self._answerer
         if current is None or current.index.generation.name != live:
@@ -126,10 +127,13 @@ class AnswerService:
                     current = pipeline.answerer_for(index, self.embedder, self.generator, self.retrieval,
                                                     self.answer_settings)
                     self._answerer = current
-        if min_support is None or min_support == current.settings.min_support:
+        if (min_support is None or min_support == current.settings.min_support) and generator in (None, self.generator):
             return current
         variant = copy.copy(current)
-        variant.settings = replace(current.settings, min_support=min_support)
+        if min_support is not None:
+            variant.settings = replace(current.settings, min_support=min_support)
+        if generator is not None:
+            variant.generator = generator
         return variant
 
     def search(self, query: str, k: int, mode: str | None = None) -> tuple[Index, RetrievalResult]:
@@ -159,7 +163,7 @@ class JobCancelled(Exception):
     """The job was cancelled (its client went away) before or while it ran."""
 
 
-@dataclass
+@dataclass(eq=False)  # each job is itself (hashable by identity)
 class Job:
     """One piece of model work: `work(job)` runs in the worker thread; `result` is awaited."""
 
@@ -198,16 +202,18 @@ class Job:
 
 
 class ModelQueue:
-    """Model jobs one at a time, first in first out, at most `max_waiting` waiting behind the running one."""
+    """Model jobs `workers` at a time (one for an in-process model), first in first out, at most
+    `max_waiting` waiting behind the running ones."""
 
-    def __init__(self, max_waiting: int = 8):
-        if max_waiting < 0:
-            raise ValueError("the queue length must be >= 0")
+    def __init__(self, max_waiting: int = 8, workers: int = 1):
+        if max_waiting < 0 or workers < 1:
+            raise ValueError("the queue length must be >= 0 and the workers >= 1")
         self.max_waiting = max_waiting
+        self.workers = workers
         self._waiting: deque[Job] = deque()
         self._arrived: asyncio.Event | None = None
-        self._worker: asyncio.Task | None = None
-        self.running: Job | None = None
+        self._tasks: list[asyncio.Task] = []
+        self.running: set[Job] = set()
         self.completed = 0
         self.mean_seconds: float | None = None  # of the jobs run so far, recent ones weighing most
 
@@ -216,31 +222,27 @@ class ModelQueue:
         return sum(1 for job in self._waiting if not job.cancelled.is_set())
 
     def snapshot(self) -> dict:
-        return {"running": int(self.running is not None), "waiting": self.waiting(), "max": self.max_waiting}
+        return {"running": len(self.running), "waiting": self.waiting(), "max": self.max_waiting}
 
     def start(self) -> None:
         """Start the worker; call from the event loop that will submit jobs."""
         self._arrived = asyncio.Event()
-        self._worker = asyncio.get_running_loop().create_task(self._work())
+        self._tasks = [asyncio.get_running_loop().create_task(self._work()) for _ in range(self.workers)]
 
     async def stop(self) -> None:
         """Cancel every job, stopping the running one's model call, and end the worker."""
-        for job in [self.running, *self._waiting]:
-            if job is not None:
-                job.cancel()
-        if self._worker is not None:
-            self._worker.cancel()
-            try:
-                await self._worker
-            except asyncio.CancelledError:
-                pass
+        for job in [*self.running, *self._waiting]:
+            job.cancel()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def submit(self, job: Job) -> Job:
-        """Queue `job`; raises QueueFull when `max_waiting` jobs already wait behind a running one."""
+        """Queue `job`; raises QueueFull when every worker is busy and `max_waiting` jobs already wait."""
         if self._arrived is None:
             raise RuntimeError("ModelQueue.start() was not called")
         waiting = self.waiting()
-        if (self.running is not None or waiting) and waiting >= self.max_waiting:
+        if len(self.running) + waiting >= self.workers and waiting >= self.max_waiting:
             raise QueueFull(f"the queue is full ({self.max_waiting} waiting)")
         job.result = asyncio.get_running_loop().create_future()
         self._waiting.append(job)
@@ -257,7 +259,7 @@ class ModelQueue:
                 job.result.cancel()  # nobody waits for it any more
                 continue
             job.started = time.perf_counter()
-            self.running = job
+            self.running.add(job)
             try:
                 # Not abandoned on cancel: the model is free only once the thread is done.
                 value = await anyio.to_thread.run_sync(job.run)
@@ -268,7 +270,7 @@ class ModelQueue:
             else:
                 outcome = ("value", value)
             finally:
-                self.running = None
+                self.running.discard(job)
                 self.completed += 1
                 took = time.perf_counter() - job.started
                 self.mean_seconds = took if self.mean_seconds is None else 0.8 * self.mean_seconds + 0.2 * took

@@ -27,6 +27,8 @@ def private_rag_home(request, tmp_path, monkeypatch):
         monkeypatch.setenv("RAG_HOME", str(tmp_path / "rag-home"))
         monkeypatch.delenv("RAG_MODEL", raising=False)
         monkeypatch.delenv("RAG_EMBEDDER", raising=False)
+    for variable in ("RAG_LLM_URL", "RAG_LLM_MODEL", "RAG_LLM_API_KEY", "RAG_API_KEY"):  # every test, models too
+        monkeypatch.delenv(variable, raising=False)
 
 
 def wait_until_healthy(url: str, process=None, timeout: float = 180) -> None:

@@ -19,5 +19,5 @@ if __name__ == "__main__":  # only then: pytest imports this file too, looking f
     generator = SlowGenerator(os.environ.get("FAKE_REPLY", "Mehr als 20 Abkommen [1]."),
                               float(os.environ.get("FAKE_DELAY", "0.05")))
     pipeline.make_embedder = lambda path=None: FakeEmbedder(max_tokens=256)
-    pipeline.make_generator = lambda path=None, progress=None: generator
+    pipeline.make_generator = lambda path=None, progress=None, server=None: generator
     app()

@@ -86,6 +86,9 @@ class SlowGenerator(FakeGenerator):
         self.stopped = threading.Event()
         self.words_written = 0
         self.replies_started = 0
+        self.writing = 0  # replies being written now, and the most at once
+        self.most_at_once = 0
+        self._count = threading.Lock()
 
     def generate(self, messages, max_tokens, on_token=None, alternatives=0) -> Generation:
         import time
@@ -95,6 +98,9 @@ class SlowGenerator(FakeGenerator):
         text = self.reply(messages) if callable(self.reply) else self.reply
         written = []
         self.busy.set()
+        with self._count:
+            self.writing += 1
+            self.most_at_once = max(self.most_at_once, self.writing)
         try:
             for piece in re.findall(r"\S+\s*", text):
                 if self.stop_requested:  # the real one's abort callback ends the call with an error
@@ -106,6 +112,8 @@ class SlowGenerator(FakeGenerator):
                 if on_token:
                     on_token(piece)
         finally:
+            with self._count:
+                self.writing -= 1
             self.busy.clear()
         text = "".join(written)
         prompt = sum(self.count_tokens(m["content"]) for m in messages)

@@ -56,7 +56,7 @@ def test_commands(seeds, tmp_path, line, expected):
 
 def test_piped_chat_prints_plain_text(monkeypatch, seeds, tmp_path):
     monkeypatch.setattr(pipeline, "make_embedder", lambda path=None: FakeEmbedder(max_tokens=256))
-    monkeypatch.setattr(pipeline, "make_generator", lambda path=None, progress=None: FakeGenerator(scripted))
+    monkeypatch.setattr(pipeline, "make_generator", lambda path=None, progress=None, server=None: FakeGenerator(scripted))
     runner = CliRunner()
     runner.invoke(app, ["index", str(seeds), "--index", str(tmp_path / "idx")])
     result = runner.invoke(app, ["chat", "--index", str(tmp_path / "idx")],
@@ -71,7 +71,7 @@ def test_piped_chat_prints_plain_text(monkeypatch, seeds, tmp_path):
 
 def test_a_withdrawn_answer_in_chat_says_so_on_its_own_line(monkeypatch, seeds, tmp_path):
     monkeypatch.setattr(pipeline, "make_embedder", lambda path=None: FakeEmbedder(max_tokens=256))
-    monkeypatch.setattr(pipeline, "make_generator", lambda path=None, progress=None: FakeGenerator("26 [1]", support=0.1))
+    monkeypatch.setattr(pipeline, "make_generator", lambda path=None, progress=None, server=None: FakeGenerator("26 [1]", support=0.1))
     runner = CliRunner()
     runner.invoke(app, ["index", str(seeds), "--index", str(tmp_path / "idx")])
     result = runner.invoke(app, ["chat", "--index", str(tmp_path / "idx")],
@@ -99,7 +99,7 @@ def test_ctrl_c_stops_the_answer_under_way_and_the_next_question_is_answered(mon
 
     monkeypatch.setattr(pipeline, "make_embedder", lambda path=None: FakeEmbedder(max_tokens=256))
     monkeypatch.setattr(pipeline, "make_generator",
-                        lambda path=None, progress=None: FakeGenerator(pressed_during_the_first_answer))
+                        lambda path=None, progress=None, server=None: FakeGenerator(pressed_during_the_first_answer))
     runner = CliRunner()
     runner.invoke(app, ["index", str(seeds), "--index", str(tmp_path / "idx")])
     result = runner.invoke(app, ["chat", "--index", str(tmp_path / "idx")],

@@ -17,7 +17,7 @@ def fakes(monkeypatch):
     """The CLI with deterministic models; returns the generator to script its replies."""
     generator = FakeGenerator("Mehr als 20 Abkommen [1].")
     monkeypatch.setattr(pipeline, "make_embedder", lambda path=None: FakeEmbedder(max_tokens=256))
-    monkeypatch.setattr(pipeline, "make_generator", lambda path=None, progress=None: generator)
+    monkeypatch.setattr(pipeline, "make_generator", lambda path=None, progress=None, server=None: generator)
     return generator
 
 

@@ -87,7 +87,7 @@ def test_the_committed_evaluation_set_meets_its_spec():
 def test_eval_cli_passes_then_fails_on_regression(monkeypatch, seeds, tmp_path):
     """The whole gate with fake models: baseline, a clean rerun (exit 0), and k=0 (exit 1)."""
     monkeypatch.setattr(pipeline, "make_embedder", lambda path=None: FakeEmbedder(max_tokens=256))
-    monkeypatch.setattr(pipeline, "make_generator", lambda path=None, progress=None: FakeGenerator(
+    monkeypatch.setattr(pipeline, "make_generator", lambda path=None, progress=None, server=None: FakeGenerator(
         lambda messages: "Moskau [1]." if "Moskau" in messages[1]["content"] else ""))
     runner = CliRunner()
     qset = tmp_path / "q.jsonl"

@@ -278,6 +278,14 @@ def test_a_full_queue_answers_503_with_retry_after_and_a_new_request_never_inter
     assert not live.service.generator.stopped.is_set()
 
 
+@pytest.mark.parametrize("parallel", [1, 3])
+def test_parallel_answers_as_many_at_once_as_asked(serve, parallel):
+    live = serve(SlowGenerator(REPLY, 0.05), parallel=parallel)
+    report = run_load(live.url, [QUESTION] * 6, concurrency=6)
+    assert report.statuses == {200: 6}
+    assert live.service.generator.most_at_once == parallel
+
+
 def test_health_answers_within_100_ms_while_the_model_is_busy(serve):
     live = serve(SlowGenerator(REPLY, 0.3))
     with ThreadPoolExecutor(1) as pool:

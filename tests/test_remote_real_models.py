@@ -1,0 +1,118 @@
+"""Answering through a real model server: llama-cpp-python's own OpenAI-compatible server
+(`python -m llama_cpp.server`, the `server` extra) with the default model, on loopback ports."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import AGREEMENTS_DOC, SEEDS, free_port
+from rag import pipeline
+from rag.errors import RagError
+from rag.index import build_index
+from rag.models import resolve_model_path
+from rag.remote import ServerGenerator
+
+pytestmark = pytest.mark.model
+KEY = "test-key"
+
+
+class LlamaServer:
+    """`python -m llama_cpp.server` on a free loopback port, with an API key."""
+
+    def __init__(self, folder: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_model_path(None)), "--host", "127.0.0.1",
+             "--port", str(self.port), "--n_ctx", "4096", "--n_threads", "2", "--api_key", KEY],
+            stdout=(folder / f"llama-server-{self.port}.log").open("w"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while True:
+            assert self.process.poll() is None, "llama_cpp.server exited"
+            assert time.monotonic() < deadline, "llama_cpp.server did not start"
+            try:
+                if httpx.get(f"{self.url}/v1/models", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory):
+    target = tmp_path_factory.mktemp("remote") / "seeds"
+    build_index([SEEDS], target, pipeline.make_embedder())
+    return target
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    running = LlamaServer(tmp_path_factory.mktemp("llama-server"))
+    yield running
+    running.stop()
+
+
+def test_seed_questions_through_a_model_server_with_a_key(server, index_dir):
+    answerer = pipeline.open_answerer(index_dir, pipeline.ModelChoice(
+        server=pipeline.ServerChoice(server.url, api_key=KEY)))
+    answerer.warm_up()
+    answer = answerer.ask("How many agreements were signed?")
+    assert answer.answer.startswith("more than 20"), answer.answer
+    [citation] = [c for c in answer.citations if c.verified]
+    assert citation.doc_id == AGREEMENTS_DOC
+    assert answerer.generator.logprobs is True and answerer.generator.tokenizer == "server /extras/tokenize"
+    assert server.url in answer.models["generator"] and "model server" in answerer.generator.runtime
+    unanswerable = answerer.ask("What is Xi Jinping's favourite food?")
+    assert unanswerable.abstained and unanswerable.citations == []
+
+
+def test_a_wrong_key_is_refused_in_one_line(server):
+    with pytest.raises(RagError) as failure:
+        ServerGenerator(server.url, model="m", api_key="wrong").generate([{"role": "user", "content": "Hi"}], 4)
+    assert "refused the request (HTTP 401)" in str(failure.value) and "\n" not in str(failure.value)
+
+
+def test_a_batch_completes_when_one_of_two_servers_is_killed_midway(server, index_dir, tmp_path):
+    first, second = LlamaServer(tmp_path), server
+    try:
+        questions = tmp_path / "questions.jsonl"
+        asked = ["How many agreements were signed?", "Wie viele Kooperationsabkommen unterzeichneten beide Seiten?",
+                 "Wohin hat Putin Xi Jinping eingeladen?"]
+        questions.write_text("".join(json.dumps({"id": f"q{n}", "question": q}) + "\n" for n, q in enumerate(asked)))
+        output = tmp_path / "answers.jsonl"
+        env = {**os.environ, "RAG_LLM_URL": f"{first.url},{second.url}", "RAG_LLM_API_KEY": KEY}
+        batch = subprocess.Popen([str(Path(sys.executable).parent / "rag"), "batch", str(questions), "-o", str(output),
+                                  "--index", str(index_dir)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True)
+        deadline = time.monotonic() + 300
+        while not output.exists() or not output.read_text().strip():
+            assert batch.poll() is None and time.monotonic() < deadline, "the batch answered nothing"
+            time.sleep(0.2)
+        first.kill()  # in the middle of the batch: one answer written, the next under way
+        printed, _ = batch.communicate(timeout=600)
+        assert batch.returncode == 0, printed
+        records = [json.loads(line) for line in output.read_text().splitlines()]
+        assert sorted(r["id"] for r in records) == ["q0", "q1", "q2"], "each question answered exactly once"
+        assert not any("error" in r for r in records), records
+        assert records[0]["answer"].startswith("more than 20")
+    finally:
+        first.stop()
