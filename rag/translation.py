@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ class QueryTranslator:
         self.generator = generator
         self.cache_file = cache_file
         self._cache: dict[str, dict] | None = None
+        self._writing = threading.Lock()  # `rag serve --parallel` translates in several threads
 
     def _load_cache(self) -> dict[str, dict]:
         if self._cache is None:
@@ -46,7 +48,8 @@ class QueryTranslator:
                         {"role": "user", "content": text.strip()}]
             reply = self.generator.generate(messages, max_tokens=80).text
             translation = re.sub(r"\s+", " ", reply).strip().strip('"') or text
-            cache[key] = {"text": translation, "seconds": round(time.perf_counter() - started, 3)}
-            if self.cache_file:
-                atomic_write_json(self.cache_file, cache)
+            with self._writing:
+                cache[key] = {"text": translation, "seconds": round(time.perf_counter() - started, 3)}
+                if self.cache_file:
+                    atomic_write_json(self.cache_file, cache)
         return cache[key]["text"], cache[key]["seconds"]
