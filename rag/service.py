@@ -47,23 +47,11 @@ class SerializedEmbedder(Embedder):
         self.inner = inner
         self._lock = threading.Lock()
 
-    def __getattr__(self, name: str) -> Any:  # model_id, dimension, max_tokens, sha256, weights, ...
+    def __getattr__(self, name: str) -> Any:  # model_id, dimension, max_tokens, weights, ...
         return getattr(self.inner, name)
 
     @property
-    def model_id(self) -> str:
-        return self.inner.model_id
-
-    @property
-    def dimension(self) -> int:
-        return self.inner.dimension
-
-    @property
-    def max_tokens(self) -> int:
-        return self.inner.max_tokens
-
-    @property
-    def sha256(self) -> str:
+    def sha256(self) -> str:  # Embedder's own property would shadow __getattr__
         return getattr(self.inner, "sha256", "")
 
     def load(self) -> None:
@@ -96,6 +84,7 @@ class AnswerService:
         self._answerer: QuestionAnswerer | None = None
         self._reopen = threading.Lock()
         self.load_seconds: dict[str, float] = {}
+        self._loaded = False
 
     @classmethod
     def from_choice(cls, index_dir: Path, choice: pipeline.ModelChoice = pipeline.ModelChoice(),
@@ -108,10 +97,11 @@ class AnswerService:
     def load(self) -> None:
         """Open the index and load both models (slow: seconds). Raises RagError on a bad index or model."""
         self.load_seconds = self.answerer().warm_up()
+        self._loaded = True
 
     @property
     def ready(self) -> bool:
-        return self._answerer is not None and bool(self.load_seconds)
+        return self._loaded
 
     def answerer(self, min_support: float | None = None, generator: Generator | None = None) -> QuestionAnswerer:
         """The answerer over the live generation, reopened when `rag index` committed a new one;
@@ -214,7 +204,6 @@ class ModelQueue:
         self._arrived: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
         self.running: set[Job] = set()
-        self.completed = 0
         self.mean_seconds: float | None = None  # of the jobs run so far, recent ones weighing most
 
     def waiting(self) -> int:
@@ -260,23 +249,21 @@ class ModelQueue:
                 continue
             job.started = time.perf_counter()
             self.running.add(job)
+            value, error = None, None
             try:
                 # Not abandoned on cancel: the model is free only once the thread is done.
                 value = await anyio.to_thread.run_sync(job.run)
             except (JobCancelled, KeyboardInterrupt):
-                outcome: tuple = ("error", JobCancelled())
+                error = JobCancelled()
             except Exception as exc:  # noqa: BLE001 (handed to the request that asked)
-                outcome = ("error", exc)
-            else:
-                outcome = ("value", value)
+                error = exc
             finally:
                 self.running.discard(job)
-                self.completed += 1
                 took = time.perf_counter() - job.started
                 self.mean_seconds = took if self.mean_seconds is None else 0.8 * self.mean_seconds + 0.2 * took
             if job.cancelled.is_set():
                 job.result.cancel()
-            elif outcome[0] == "value":
-                job.result.set_result(outcome[1])
+            elif error is None:
+                job.result.set_result(value)
             else:
-                job.result.set_exception(outcome[1])
+                job.result.set_exception(error)
