@@ -352,7 +352,13 @@ class QuestionAnswerer:
     def ask(self, question: str, k: int | None = None, on_token: Callable[[str], None] | None = None,
             on_retrieval: Callable[[RetrievalResult], None] | None = None) -> Answer:
         """Answer `question`; `on_retrieval` sees what was retrieved before the model starts, `on_token`
-        each piece of the draft the model writes (the answer is that draft once checked and shaped)."""
+        each piece of the draft the model writes (the answer is that draft once checked and shaped).
+        The whole answer reads one generation of the index, even while `rag index` changes it."""
+        with self.index.snapshot():
+            return self._ask(question, k, on_token, on_retrieval)
+
+    def _ask(self, question: str, k: int | None, on_token: Callable[[str], None] | None,
+             on_retrieval: Callable[[RetrievalResult], None] | None) -> Answer:
         question = question.strip()
         if not question:
             raise ValueError("the question is empty")

@@ -9,7 +9,9 @@ optionally journaled to a results file so that a run of hours can be stopped and
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -76,13 +78,15 @@ def write_corpus(xquad: XQuAD, folder: Path) -> Path:
 
 
 def index_xquad(xquad: XQuAD, embedder: Embedder, chunker: ChunkerSettings) -> tuple[Index, float]:
-    """The paragraphs indexed afresh as `rag index` does it, and the seconds the build took."""
-    with tempfile.TemporaryDirectory() as tmp:
-        corpus = write_corpus(xquad, Path(tmp) / "docs")
-        started = time.perf_counter()
-        build_index([corpus], Path(tmp) / "index", embedder, chunker)
-        build_seconds = time.perf_counter() - started
-        return open_index(Path(tmp) / "index", embedder.model_id), build_seconds
+    """The paragraphs indexed afresh as `rag index` does it, and the seconds the build took.
+    The index lives in a temporary folder removed when the process ends."""
+    tmp = Path(tempfile.mkdtemp(prefix="rag-xquad-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    corpus = write_corpus(xquad, tmp / "docs")
+    started = time.perf_counter()
+    build_index([corpus], tmp / "index", embedder, chunker)
+    build_seconds = time.perf_counter() - started
+    return open_index(tmp / "index", embedder.model_id), build_seconds
 
 
 def sample(questions: list[XQuADQuestion], limit: int | None) -> list[XQuADQuestion]:
@@ -176,7 +180,7 @@ def retrieval_benchmark(xquad: XQuAD, embedder: Embedder, translate: Callable[[s
                                      latency_summary(seconds)))
             if on_progress:
                 on_progress(f"{variant.name}/{lang}: R@5 {rows[-1].recall[max(ks)]:.3f}")
-    return RetrievalReport(rows, build_seconds, len(index.chunks), len(index.documents), translation_seconds)
+    return RetrievalReport(rows, build_seconds, index.chunk_count, len(index.documents), translation_seconds)
 
 
 @dataclass
@@ -282,7 +286,7 @@ def answer_benchmark(xquad: XQuAD, answerer_for: Callable[[Index], QuestionAnswe
     long run can be stopped and continued.
     """
     index, _ = index_xquad(xquad, embedder, chunker)
-    chunk_text = {c.chunk_id: c.text for c in index.chunks}
+    chunk_text = {c.chunk_id: c.text for c in index.iter_chunks()}
     answerer = answerer_for(index)
     questions = sample(xquad.questions, limit)
     identity = run_identity(answerer, chunker, xquad)

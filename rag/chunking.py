@@ -77,7 +77,7 @@ class ChunkerSettings:
 def _is_boundary(text: str, punct_start: int, punct: str, next_start: int) -> bool:
     if punct[0] != ".":
         return True
-    word = _WORD_BEFORE.search(text, 0, punct_start)
+    word = _WORD_BEFORE.search(text, max(0, punct_start - 80), punct_start)  # a window: whole-text searches made long articles quadratic
     if not word:
         return True
     token = word.group(1)

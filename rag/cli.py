@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from . import pipeline
 from .answering import Answer, AnswerSettings
 from .chunking import ChunkerSettings
+from .documents import MAX_FILE_MB
 from .errors import RagError
 from .retrieval import MODES, RetrievalSettings
 
@@ -116,10 +117,14 @@ def _open(index: Path, model: Optional[str], embedder: Optional[str], retrieval:
 @friendly
 def index(paths: list[Path] = typer.Argument(None, help="Files or folders of .txt/.md articles (default: seeds/)."),
           index_dir: Path = IndexOption,
+          add: bool = typer.Option(False, "--add", help="Only add or update these files; remove nothing."),
+          no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once if another rag is writing the index."),
+          max_file_mb: float = typer.Option(MAX_FILE_MB, help="Skip files larger than this (megabytes)."),
           embedder: Optional[str] = EmbedderOption,
           max_tokens: int = typer.Option(ChunkerSettings.max_tokens, help="Chunk size in embedder tokens."),
           overlap: int = typer.Option(ChunkerSettings.overlap_tokens, help="Overlap between chunks in tokens.")):
-    """Build or update an index. Unchanged input does no work."""
+    """Build or update an index: new and changed articles are indexed, articles whose files are
+    gone from the given folders are removed. Unchanged input does no work."""
     from .index import build_index
 
     try:
@@ -128,19 +133,59 @@ def index(paths: list[Path] = typer.Argument(None, help="Files or folders of .tx
         fail(str(exc))
     paths = paths or [pipeline.DEFAULT_SEEDS]
     for path in paths:
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             fail(f"{path} does not exist")
-    with _progress("embedding") as bar:
-        task = bar.add_task("embedding", total=None)
-        report = build_index(paths, index_dir, pipeline.make_embedder(embedder), settings,
-                             on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+    try:
+        with _progress("embedding") as bar:
+            task = bar.add_task("embedding", total=None)
+            report = build_index(paths, index_dir, pipeline.make_embedder(embedder), settings,
+                                 on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+                                 add_only=add, max_file_mb=max_file_mb, wait=not no_wait,
+                                 on_wait=lambda message: err.print(message, soft_wrap=True))
+    except KeyboardInterrupt:
+        err.print(f"interrupted: the index at {index_dir} is as it was before this run")
+        raise typer.Exit(130)
     for path, reason in report.skipped:
         err.print(f"skipped {path}: {reason}", soft_wrap=True)
+    for path, note in report.notes:
+        err.print(f"{path}: {note}", soft_wrap=True)
     if report.up_to_date:
         out.print(f"{index_dir} is up to date: {report.documents} documents, {report.chunks} chunks; nothing to embed.")
     else:
+        removed = f", removed {len(report.removed)}" if report.removed else ""
         out.print(f"indexed {report.documents} documents into {report.chunks} chunks at {index_dir} "
-                  f"(embedded {report.embedded}, reused {report.reused}) in {report.seconds:.1f} s")
+                  f"(added or changed {len(report.added)}{removed}; embedded {report.embedded}, "
+                  f"reused {report.reused}) in {report.seconds:.1f} s", soft_wrap=True)
+
+
+@app.command(epilog="Example: $ rag remove 000_81614b4d2948c4c6 --index indexes/articles")
+@friendly
+def remove(doc_ids: list[str] = typer.Argument(..., help="Document ids (file names without .txt/.md)."),
+           index_dir: Path = IndexOption,
+           no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once if another rag is writing the index.")):
+    """Remove articles from an index by id: their text can no longer be retrieved or cited."""
+    from .index import remove_documents
+
+    report = remove_documents(index_dir, doc_ids, wait=not no_wait,
+                              on_wait=lambda message: err.print(message, soft_wrap=True))
+    out.print(f"removed {len(report.removed)} document{'s' if len(report.removed) != 1 else ''} "
+              f"({report.chunks} chunk{'s' if report.chunks != 1 else ''}) from {index_dir} in {report.seconds:.2f} s",
+              soft_wrap=True)
+
+
+@app.command(epilog="Example: $ rag documents --index indexes/articles")
+@friendly
+def documents(index_dir: Path = IndexOption,
+              as_json: bool = typer.Option(False, "--json", help="One JSON object a line.")):
+    """List the articles in an index: id, date, chunks, file."""
+    from .index import open_index
+
+    for row in open_index(index_dir).document_list():
+        if as_json:
+            print(json.dumps(row, ensure_ascii=False))
+        else:
+            out.print(f"{row['doc_id']}  {row['date'] or '-':10}  {row['chunks']:>4} chunks  {row['path']}",
+                      soft_wrap=True, highlight=False)
 
 
 def withdrawal_reason(answer: Answer) -> str:
@@ -487,7 +532,7 @@ def serve(index_dir: Path = IndexOption,
 
     import uvicorn
 
-    from .index import live_generation_name
+    from .index import open_index
     from .server import ServerSettings, create_app
     from .service import AnswerService
 
@@ -496,8 +541,7 @@ def serve(index_dir: Path = IndexOption,
              "or listen on 127.0.0.1")
     if parallel > 1 and not pipeline.ServerChoice(llm_url).urls:
         fail("--parallel above 1 needs a model server (--llm-url): the in-process model answers one question at a time")
-    if live_generation_name(index_dir) is None:
-        fail(f"no index at {index_dir}; build one with `rag index` first")
+    open_index(index_dir)  # no index, or one of an older format: one line now, before the models load
     try:
         service = AnswerService.from_choice(index_dir, _choice(model, embedder, llm_url, llm_timeout),
                                             RetrievalSettings(mode=retrieval), AnswerSettings(k=k, min_support=min_support),
@@ -581,6 +625,42 @@ def bench_retrieval(xquad: Path = typer.Option(XQUAD_DEFAULT, "--xquad", help="F
 
         atomic_write_json(report, {"build_seconds": result.build_seconds, "chunks": result.chunks,
                                    "rows": [asdict(r) for r in result.rows]})
+
+
+@bench_app.command("index", epilog="Example: $ rag bench index --chunks 1000,10000 --json")
+@friendly
+def bench_index(chunks: str = typer.Option("1000,10000,100000", help="Index sizes in chunks, comma-separated."),
+                xquad: Path = typer.Option(XQUAD_DEFAULT, "--xquad", help="Folder with xquad.de/en.dev.json."),
+                as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON instead of a table.")):
+    """Build, add-one, remove-one, open and query costs, disk bytes and memory as an index grows."""
+    from rich.table import Table
+
+    from .bench import load_xquad
+    from .indexbench import run_index_bench
+
+    try:
+        sizes = [int(size) for size in chunks.split(",")]
+    except ValueError:
+        fail(f"--chunks takes sizes like 1000,10000,100000, not {chunks!r}")
+    data = load_xquad(xquad)
+    questions = [q.question["de"] for q in data.questions]
+    rows = run_index_bench(sizes, list(data.paragraphs.values()), questions,
+                           on_progress=lambda message: err.print(message, style="dim"))
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    table = Table(title="Index costs (vectors: random unit vectors, 384 dimensions; texts: XQuAD dev paragraphs)")
+    for column in ("chunks", "build s", "add one s", "remove one s", "open s", "dense p50/p95 ms",
+                   "lexical p50/p95 ms", "hybrid p50/p95 ms", "disk MB", "resident MB", "resident / vectors"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        q = row["query_ms"]
+        table.add_row(str(row["chunks"]), f"{row['build_seconds']:.1f}", f"{row['add_one_seconds']:.3f}",
+                      f"{row['remove_one_seconds']:.3f}", f"{row['open_seconds']:.2f}",
+                      *(f"{q[m]['p50']:.1f} / {q[m]['p95']:.1f}" for m in ("dense", "lexical", "hybrid")),
+                      f"{row['disk_bytes'] / 1e6:.1f}", f"{row['resident_bytes'] / 1e6:.1f}",
+                      f"{row['resident_per_vector_byte']:.2f}")
+    out.print(table)
 
 
 @bench_app.command("answers", epilog="Example: $ rag bench answers --limit 100 --results answers.jsonl")

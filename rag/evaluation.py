@@ -249,7 +249,7 @@ def run_eval(answerer, questions: list[EvalQuestion], on_done=None) -> dict:
         "wall_seconds": round(time.perf_counter() - started, 2),
         "models": answerer.models,
         "runtime": answerer.generator.runtime,
-        "index": {"manifest_sha256": answerer.index.manifest_sha256,
+        "index": {"content_sha256": answerer.index.content_sha256,
                   "embedder": answerer.index.manifest.embedder, "chunker": answerer.index.manifest.chunker},
         "settings": {"retrieval": asdict(answerer.retriever.settings), "answer": asdict(answerer.settings)},
         "summary": summarize(rows),

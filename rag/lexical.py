@@ -1,4 +1,10 @@
-"""Lexical search: BM25 over German-stemmed terms, stored as plain JSON.
+"""Lexical search: BM25 over German-stemmed terms, with postings stored in segments.
+
+The postings of a term are a list of segments (one per commit that added chunks holding it, see
+index.py), each two little arrays: chunk ids and term frequencies. A search reads the segments
+of the query's terms, drops the chunks no longer live, and scores with numpy; document frequency
+and the average length are taken over live chunks at query time, so adding or removing a chunk
+never touches another chunk's postings.
 
 German analysis: lower-case, drop stop words, Snowball-stem, fold umlauts and ß (so
 "Gespräch" and "Gespraech" meet). Documents also index the stems of the tails of long words,
@@ -16,14 +22,14 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
 
+import numpy as np
 import Stemmer
 
-LEXICAL_VERSION = 1
 ANALYZER = "german-snowball+compound-tails-v1"
 MIN_COMPOUND = 9  # letters in a word before its tails are indexed
 MIN_HEAD = 5  # letters in the shortest tail
+K1, B = 1.2, 0.75
 
 _STOP = frozenset(
     """aber alle allem allen aller alles als also am an ander andere anderem anderen anderer anderes auch auf aus
@@ -56,63 +62,55 @@ def analyze(text: str, split_compounds: bool = False) -> list[str]:
     if split_compounds:
         for word in words:
             if len(word) >= MIN_COMPOUND and word.isalpha():
-                terms.extend({_stem(word[cut:]) for cut in range(3, len(word) - MIN_HEAD + 1)})
+                terms.extend(sorted({_stem(word[cut:]) for cut in range(3, len(word) - MIN_HEAD + 1)}))
     return terms
 
 
-@dataclass
-class BM25Index:
-    """Postings and lengths of the chunks, in chunk order."""
+def chunk_terms(text: str) -> Counter:
+    """Term frequencies a chunk is indexed under: its words' stems and the tails of long words.
 
-    postings: dict[str, list[list[int]]]  # term -> [[chunk index, term frequency], ...]
-    lengths: list[int]
-    k1: float = 1.2
-    b: float = 0.75
+    >>> sorted(chunk_terms("Neue Handelsabkommen, neue Abkommen").items())[:3]
+    [('abkomm', 2), ('bkomm', 1), ('delsabkomm', 1)]
+    """
+    return Counter(analyze(text, split_compounds=True))
 
-    @classmethod
-    def build(cls, texts: list[str], k1: float = 1.2, b: float = 0.75) -> "BM25Index":
-        postings: dict[str, list[list[int]]] = {}
-        lengths = []
-        for i, text in enumerate(texts):
-            counts = Counter(analyze(text, split_compounds=True))
-            lengths.append(sum(counts.values()))
-            for term, tf in counts.items():
-                postings.setdefault(term, []).append([i, tf])
-        return cls(postings, lengths, k1, b)
 
-    def search(self, query: str, limit: int) -> list[tuple[int, float]]:
-        """Best (chunk index, score) pairs for `query`, highest first; ties keep chunk order."""
-        n = len(self.lengths)
-        if n == 0:
-            return []
-        avg = sum(self.lengths) / n or 1.0
-        scores: dict[int, float] = {}
-        for term in set(analyze(query)):
-            plist = self.postings.get(term)
-            if not plist:
-                continue
-            idf = math.log(1 + (n - len(plist) + 0.5) / (len(plist) + 0.5))
-            for i, tf in plist:
-                norm = tf + self.k1 * (1 - self.b + self.b * self.lengths[i] / avg)
-                scores[i] = scores.get(i, 0.0) + idf * tf * (self.k1 + 1) / norm
-        return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+def encode_postings(ids: list[int], tfs: list[int]) -> tuple[bytes, bytes]:
+    """One segment as stored: chunk ids (uint32) and term frequencies (uint16)."""
+    return (np.asarray(ids, dtype="<u4").tobytes(),
+            np.minimum(np.asarray(tfs, dtype=np.int64), 65535).astype("<u2").tobytes())
 
-    def feedback_terms(self, texts: list[str], count: int) -> list[str]:
-        """The `count` terms of `texts` with the highest tf-idf (for pseudo-relevance feedback)."""
-        n = len(self.lengths)
-        weights: Counter = Counter()
-        for text in texts:
-            for term, tf in Counter(analyze(text)).items():
-                weights[term] += tf * math.log(n / len(self.postings.get(term, [0])))
-        return [term for term, _ in weights.most_common(count)]
 
-    def to_json(self) -> dict:
-        return {"version": LEXICAL_VERSION, "analyzer": ANALYZER, "k1": self.k1, "b": self.b,
-                "lengths": self.lengths, "postings": self.postings}
+def decode_postings(ids: bytes, tfs: bytes) -> tuple[np.ndarray, np.ndarray]:
+    return np.frombuffer(ids, dtype="<u4").astype(np.int64), np.frombuffer(tfs, dtype="<u2")
 
-    @classmethod
-    def from_json(cls, data: dict) -> "BM25Index":
-        if data.get("version") != LEXICAL_VERSION or data.get("analyzer") != ANALYZER:
-            raise ValueError(f"lexical index version {data.get('version')}/{data.get('analyzer')} "
-                             f"is not {LEXICAL_VERSION}/{ANALYZER}")
-        return cls(data["postings"], data["lengths"], data["k1"], data["b"])
+
+def bm25(postings: dict[str, list[tuple[bytes, bytes]]], live: np.ndarray, lengths: np.ndarray,
+         limit: int, k1: float = K1, b: float = B) -> list[tuple[int, float]]:
+    """The best (chunk id, score) pairs, highest first, ties by id; `live[id]` says which chunks
+    count and `lengths[id]` how many terms each holds.
+
+    >>> live, lengths = np.array([False, True, True]), np.array([0, 2, 4])
+    >>> seg = {"pinguin": [encode_postings([1, 2], [1, 1])], "zoo": [encode_postings([2], [1])]}
+    >>> [(i, round(s, 3)) for i, s in bm25(seg, live, lengths, 5)]
+    [(2, 0.77), (1, 0.211)]
+    """
+    n = int(live.sum())
+    if not n:
+        return []
+    avg = float(lengths[live].mean()) or 1.0
+    scores = np.zeros(len(live))
+    for segments in postings.values():
+        ids, tfs = (np.concatenate(parts) for parts in zip(*(decode_postings(*s) for s in segments)))
+        keep = (ids < len(live)) & live[np.minimum(ids, len(live) - 1)]  # removed chunks may lie beyond
+        ids, tfs = ids[keep], tfs[keep].astype(np.float64)
+        if not len(ids):
+            continue
+        idf = math.log(1 + (n - len(ids) + 0.5) / (len(ids) + 0.5))
+        scores[ids] += idf * tfs * (k1 + 1) / (tfs + k1 * (1 - b + b * lengths[ids] / avg))
+    hits = np.flatnonzero(scores)
+    if len(hits) > limit:  # keep the best `limit`, and any tied with the last of them (ties go by id)
+        threshold = np.partition(scores[hits], len(hits) - limit)[len(hits) - limit]
+        hits = hits[scores[hits] >= threshold]
+    order = sorted(hits.tolist(), key=lambda i: (-scores[i], i))[:limit]
+    return [(i, float(scores[i])) for i in order]

@@ -96,15 +96,19 @@ class Retriever:
         return translated, time.perf_counter() - started
 
     def dense(self, query: str, limit: int) -> list[tuple[int, float]]:
-        if not self.index.chunks:
+        if not self.index.chunk_count:
             return []
-        vector = self.embedder.embed_query([query])
-        scores, ids = self.index.dense.search(vector, min(limit, len(self.index.chunks)))
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        return self.index.dense_search(self.embedder.embed_query([query])[0], limit)
 
     def search(self, query: str, k: int | None = None, lexical_query: str | None = None,
                dense_query: str | None = None, mode: str | None = None) -> RetrievalResult:
-        """Top-k chunks for `query`; `lexical_query` / `dense_query` (e.g. a translation) replace it per retriever."""
+        """Top-k chunks for `query`; `lexical_query` / `dense_query` (e.g. a translation) replace it per retriever.
+        Everything comes from one generation of the index, even while `rag index` changes it."""
+        with self.index.snapshot():
+            return self._search(query, k, lexical_query, dense_query, mode)
+
+    def _search(self, query: str, k: int | None = None, lexical_query: str | None = None,
+               dense_query: str | None = None, mode: str | None = None) -> RetrievalResult:
         k = self.settings.k if k is None else k
         if k == 0:
             return RetrievalResult([])
@@ -117,7 +121,7 @@ class Retriever:
             lexical_query = query  # BM25 alone was asked for: search the words as they are
         if mode == "bm25":
             t = time.perf_counter()
-            ranked = self.index.lexical.search(lexical_query, limit)
+            ranked = self.index.lexical_search(lexical_query, limit)
             seconds["lexical"] = time.perf_counter() - t
             return self._result(ranked, k, seconds, lexical_query, query)
         t = time.perf_counter()
@@ -128,20 +132,23 @@ class Retriever:
         t = time.perf_counter()
         lexical_weight = (self.settings.lexical_weight if lexical_query == query
                           else self.settings.translated_lexical_weight)
-        rankings = [[i for i, _ in dense_hits], [i for i, _ in self.index.lexical.search(lexical_query, limit)]]
+        rankings = [[i for i, _ in dense_hits], [i for i, _ in self.index.lexical_search(lexical_query, limit)]]
         weights = [self.settings.dense_weight, lexical_weight]
         ranked = rrf(rankings, weights, self.settings.rrf_k)
         if self.settings.feedback_chunks and self.settings.feedback_terms and ranked:
-            expansion = self.index.lexical.feedback_terms(
-                [self.index.chunks[i].text for i, _ in ranked[:self.settings.feedback_chunks]],
+            expansion = self.index.feedback_terms(
+                [c.text for c in self.index.chunks_by_id([i for i, _ in ranked[:self.settings.feedback_chunks]]).values()],
                 self.settings.feedback_terms)
-            rankings.append([i for i, _ in self.index.lexical.search(f"{lexical_query} {' '.join(expansion)}", limit)])
+            rankings.append([i for i, _ in self.index.lexical_search(f"{lexical_query} {' '.join(expansion)}", limit)])
             ranked = rrf(rankings, weights + [lexical_weight], self.settings.rrf_k)
         seconds["lexical"] = time.perf_counter() - t
         return self._result(ranked, k, seconds, lexical_query, query)
 
     def _result(self, ranked: list[tuple[int, float]], k: int, seconds: dict[str, float],
                 lexical_query: str | None, query: str) -> RetrievalResult:
-        chunks = [RetrievedChunk(self.index.chunks[i], score, rank)
-                  for rank, (i, score) in enumerate(ranked[:k], start=1)]
+        # A chunk removed after the dense vectors were searched (a newer generation) is not in this
+        # snapshot: it is left out rather than shown.
+        found = self.index.chunks_by_id([i for i, _ in ranked[:k]])
+        chunks = [RetrievedChunk(found[i], score, rank)
+                  for rank, (i, score) in enumerate(((i, s) for i, s in ranked[:k] if i in found), start=1)]
         return RetrievalResult(chunks, seconds, lexical_query if lexical_query != query else None)

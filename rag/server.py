@@ -374,18 +374,18 @@ def create_app(service: AnswerService, settings: ServerSettings = ServerSettings
     @v1.post("/search", dependencies=[Depends(require_ready)])
     async def search(body: SearchRequest):
         index, result = await anyio.to_thread.run_sync(service.search, body.query, body.k, body.mode)
-        return {"query": body.query, "mode": body.mode, "generation": index.generation.name,
+        return {"query": body.query, "mode": body.mode, "generation": index.generation,
                 "results": retrieval_json(result)}
 
     @v1.get("/documents/{doc_id}", dependencies=[Depends(require_ready)])
     async def document(doc_id: str):
-        index = (await anyio.to_thread.run_sync(service.answerer)).index  # may reopen a rebuilt index
-        doc = index.documents.get(doc_id)
-        if doc is None:
+        index = (await anyio.to_thread.run_sync(service.answerer)).index
+        found = await anyio.to_thread.run_sync(index.document_and_chunks, doc_id)
+        if found is None:
             raise ApiError(404, f"no document {doc_id!r} in the index")
+        doc, chunks = found
         return {"doc_id": doc.doc_id, "text": doc.text, "date": doc.date, "sha256": doc.sha256, "path": doc.path,
-                "chunks": [{"chunk_id": c.chunk_id, "start": c.start, "end": c.end}
-                           for c in index.chunks if c.doc_id == doc_id]}
+                "chunks": [{"chunk_id": c.chunk_id, "start": c.start, "end": c.end} for c in chunks]}
 
     def submit(work) -> Job:
         """Queue model work, or refuse it with 503 when the queue is full."""

@@ -3,10 +3,9 @@ model answering one question at a time from a bounded first-in-first-out queue.
 
 No HTTP here (that is `server.py`): this is what any front end over the library needs.
 
-- `AnswerService` owns the embedder and the generator and opens the index folder's live
-  generation. When `rag index` commits a new generation, the next call answers from it; a call
-  already running keeps the answerer it started with (an index is read whole into memory, so
-  removing the old generation's folder does not disturb it).
+- `AnswerService` owns the embedder and the generator and opens the index once. When `rag index`
+  or `rag remove` commits a change, the next call answers from it; a call already running keeps
+  the generation it started with (each answer reads one SQLite snapshot, see index.py).
 - `ModelQueue` runs model jobs one after another in a worker thread, in arrival order, with at
   most `max_waiting` waiting. A job cancelled while waiting is never run; one cancelled while
   running asks the generator to stop, which ends llama.cpp's work within a graph step.
@@ -35,7 +34,7 @@ from .answering import AnswerSettings, QuestionAnswerer
 from .embedding import Embedder
 from .errors import RagError
 from .generation import Generator
-from .index import Index, live_generation_name, open_index
+from .index import Index, open_index
 from .retrieval import RetrievalResult, RetrievalSettings
 
 
@@ -104,15 +103,14 @@ class AnswerService:
         return self._loaded
 
     def answerer(self, min_support: float | None = None, generator: Generator | None = None) -> QuestionAnswerer:
-        """The answerer over the live generation, reopened when `rag index` committed a new one;
-        with `min_support`, a copy that withdraws answers below that support instead; with
-        `generator`, a copy answering through it (a fork, for requests answered at once)."""
-        live = live_generation_name(self.index_dir)
+        """The answerer over the index (which follows `rag index` by itself); with `min_support`, a
+        copy that withdraws answers below that support instead; with `generator`, a copy answering
+        through it (a fork, for requests answered at once)."""
         current = self._answerer
-        if current is None or current.index.generation.name != live:
+        if current is None:
             with self._reopen:
                 current = self._answerer
-                if current is None or current.index.generation.name != live_generation_name(self.index_dir):
+                if current is None:
                     index = open_index(self.index_dir, self.embedder.model_id)
                     current = pipeline.answerer_for(index, self.embedder, self.generator, self.retrieval,
                                                     self.answer_settings)
@@ -139,8 +137,8 @@ class AnswerService:
         index = None
         if answerer is not None:
             manifest = answerer.index.manifest
-            index = {"path": str(self.index_dir), "generation": answerer.index.generation.name,
-                     "documents": len(answerer.index.documents), "chunks": len(answerer.index.chunks),
+            index = {"path": str(self.index_dir), "generation": answerer.index.generation,
+                     "documents": len(answerer.index.documents), "chunks": answerer.index.chunk_count,
                      "built_at": manifest.created_at, "language": manifest.language}
         return {"models": models, "index": index}
 

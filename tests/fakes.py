@@ -118,3 +118,20 @@ class SlowGenerator(FakeGenerator):
         text = "".join(written)
         prompt = sum(self.count_tokens(m["content"]) for m in messages)
         return Generation(text, self.finish_reason, prompt, self.count_tokens(text), 0.0, 0.0, self.probability)
+
+
+def assert_postings_consistent(database) -> None:
+    """Every term's document frequency is the number of live chunks its postings list, and every
+    live chunk is listed under each of its terms (a check of index.py's postings and terms tables)."""
+    from collections import Counter
+
+    from rag.lexical import chunk_terms, decode_postings
+
+    live = dict(database.execute("SELECT id, text FROM chunks"))
+    listed: dict[str, set] = {}
+    for term, ids, tfs in database.execute("SELECT term, ids, tfs FROM postings"):
+        listed.setdefault(term, set()).update(i for i in decode_postings(ids, tfs)[0].tolist() if i in live)
+    expected = Counter(term for text in live.values() for term in chunk_terms(text))
+    frequencies = {term: df for term, df in database.execute("SELECT term, df FROM terms") if df}
+    assert frequencies == dict(expected)
+    assert {term: len(ids) for term, ids in listed.items() if ids} == dict(expected)

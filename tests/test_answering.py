@@ -377,7 +377,7 @@ def test_empty_question_is_refused(seeds, tmp_path):
 
 def test_prompt_numbers_sources_and_names_the_answer_language(seeds, tmp_path):
     answerer = make_answerer(seeds, tmp_path, FakeGenerator())
-    chunks = answerer.index.chunks[:2]
+    chunks = list(answerer.index.iter_chunks())[:2]
     messages = build_messages("Wie viele?", chunks, answerer.index.documents, "de")
     assert "[1] (2025-09-02)" in messages[1]["content"] and "[2]" in messages[1]["content"]
     assert messages[1]["content"].rstrip().endswith("Answer in German.")

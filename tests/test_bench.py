@@ -93,3 +93,16 @@ def test_results_of_another_setup_are_refused(xquad, tmp_path):
     other_model.model_id = "another-generator@2"
     with pytest.raises(RagError, match="another setup.*models"):
         run(xquad, other_model, results=results)
+
+
+def test_the_index_benchmark_measures_every_operation_at_each_size(xquad):
+    from rag.indexbench import run_index_bench
+
+    paragraphs = list(xquad.paragraphs.values())
+    rows = run_index_bench([20, 60], paragraphs, [q.question["de"] for q in xquad.questions])
+    assert [r["chunks"] for r in rows][0] < [r["chunks"] for r in rows][1]
+    for row in rows:
+        assert row["documents"] >= 1 and row["build_seconds"] > 0
+        assert 0 < row["add_one_seconds"] < 5 and 0 < row["remove_one_seconds"] < 5 and 0 < row["open_seconds"] < 5
+        assert all(0 < row["query_ms"][m]["p50"] <= row["query_ms"][m]["p95"] for m in ("dense", "lexical", "hybrid"))
+        assert row["disk_bytes"] > row["vector_bytes"] == row["chunks"] * 384 * 4 and row["resident_bytes"] > 0

@@ -4,7 +4,7 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from conftest import AGREEMENTS_DOC
+from conftest import AGREEMENTS_DOC, VISIT_DOC
 from fakes import FakeEmbedder, FakeGenerator
 from rag import pipeline
 from rag.cli import app
@@ -163,3 +163,74 @@ def test_min_support_decides_which_answers_stand(fakes, seeds, tmp_path, command
 def test_min_support_outside_0_to_1_is_refused(fakes, seeds, tmp_path):
     result = run("ask", "Wie viele?", "--min-support", 1.5)
     assert result.exit_code == 2 and "--min-support" in result.output and "Traceback" not in result.output
+
+
+def test_index_reports_what_changed_and_remove_takes_ids(fakes, seeds, tmp_path):
+    idx = tmp_path / "idx"
+    run("index", seeds, "--index", idx)
+    (tmp_path / "more").mkdir()
+    extra = tmp_path / "more" / "009_pinguine.txt"
+    extra.write_text("Der Zoo von Leipzig bekam drei Pinguine aus Chile.", encoding="utf-8")
+    added = run("index", "--add", extra, "--index", idx)
+    assert added.exit_code == 0 and "indexed 3 documents" in added.stdout and "added or changed 1" in added.stdout
+    (seeds / f"{AGREEMENTS_DOC}.txt").unlink()
+    synced = run("index", seeds, "--index", idx)
+    assert "indexed 2 documents" in synced.stdout and "removed 1" in synced.stdout
+    listed = run("documents", "--index", idx, "--json")
+    assert [json.loads(line)["doc_id"] for line in listed.stdout.splitlines()] == [VISIT_DOC, "009_pinguine"]
+    removed = run("remove", "009_pinguine", "--index", idx)
+    assert removed.exit_code == 0 and re.match(r"removed 1 document \(1 chunk\) from ", removed.stdout)
+    unknown = run("remove", "009_pinguine", "--index", idx)
+    assert unknown.exit_code == 2 and "no document '009_pinguine' in the index" in unknown.stderr
+    from rag.index import open_index
+
+    assert open_index(idx).lexical_search("Pinguine Leipzig", 5) == []
+
+
+def test_index_skips_bad_files_with_reasons_and_indexes_the_rest(fakes, seeds, tmp_path):
+    (seeds / "empty.txt").write_bytes(b"")
+    (seeds / "windows.txt").write_bytes("Grüße aus Köln über die Straßenbahn.".encode("cp1252"))
+    (seeds / "loop.txt").symlink_to(seeds / "loop.txt")
+    (seeds / "big.txt").write_text("Ein Satz. " * 200_000)  # 2 MB
+    result = run("index", seeds, "--index", tmp_path / "idx", "--max-file-mb", "1")
+    assert result.exit_code == 0, result.output
+    assert "indexed 3 documents" in result.stdout
+    assert re.search(r"skipped \S*empty.txt: empty file", result.stderr)
+    assert re.search(r"skipped \S*loop.txt: symbolic link loop", result.stderr)
+    assert re.search(r"skipped \S*big.txt: 2.0 MB, above the limit of 1 MB", result.stderr)
+    assert re.search(r"\S*windows.txt: read as Windows-1252", result.stderr)
+
+
+def test_a_second_writer_with_no_wait_fails_in_one_line(fakes, seeds, tmp_path):
+    from rag.locking import writer_lock
+
+    run("index", seeds, "--index", tmp_path / "idx")
+    with writer_lock(tmp_path / "idx"):
+        result = run("index", seeds, "--index", tmp_path / "idx", "--no-wait")
+        removed = run("remove", AGREEMENTS_DOC, "--index", tmp_path / "idx", "--no-wait")
+    for outcome in (result, removed):
+        assert outcome.exit_code == 2 and "another rag is writing the index at" in outcome.stderr
+        assert "Traceback" not in outcome.output
+
+
+def test_an_old_format_index_says_how_to_convert_it(fakes, seeds, tmp_path):
+    (tmp_path / "idx" / "gen-000001").mkdir(parents=True)
+    (tmp_path / "idx" / "CURRENT").write_text("gen-000001\n")
+    result = run("ask", "Wie viele?", "--index", tmp_path / "idx")
+    assert result.exit_code == 2 and "older rag (version 1); run `rag index` on its articles" in result.stderr
+
+
+def test_ctrl_c_while_embedding_leaves_the_index_as_it_was(monkeypatch, fakes, seeds, tmp_path):
+    run("index", seeds, "--index", tmp_path / "idx")
+
+    class Interrupted(FakeEmbedder):
+        def embed(self, texts):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "make_embedder", lambda path=None: Interrupted(max_tokens=256))
+    (seeds / "009_pinguine.txt").write_text("Der Zoo von Leipzig bekam drei Pinguine.", encoding="utf-8")
+    result = run("index", seeds, "--index", tmp_path / "idx")
+    assert result.exit_code == 130 and "interrupted: the index at" in result.stderr
+    from rag.index import open_index
+
+    assert "009_pinguine" not in open_index(tmp_path / "idx").documents

@@ -34,14 +34,23 @@ def test_the_github_actions_workflow_is_valid_and_runs_the_gate():
 def test_the_readme_is_short_and_links_the_design_documents():
     readme = (ROOT / "README.md").read_text()
     assert len(readme.splitlines()) <= 250
-    for document in ("docs/answering.md", "docs/evaluation.md", "docs/ci/github-actions.yml"):
+    for document in ("docs/answering.md", "docs/evaluation.md", "docs/index.md", "docs/ci/github-actions.yml"):
         assert f"({document})" in readme, document
         assert (ROOT / document).is_file()
     assert "make test" in readme
 
 
-COMMANDS = [["index"], ["ask"], ["batch"], ["chat"], ["eval"], ["serve"], ["models"],
-            ["bench", "retrieval"], ["bench", "answers"], ["bench", "http"]]
+COMMANDS = [["index"], ["remove"], ["documents"], ["ask"], ["batch"], ["chat"], ["eval"], ["serve"], ["models"],
+            ["bench", "retrieval"], ["bench", "answers"], ["bench", "index"], ["bench", "http"]]
+
+
+def test_the_list_of_commands_above_is_complete():
+    from typer.main import get_command
+
+    cli = get_command(app)
+    listed = {" ".join(c) for c in COMMANDS}
+    found = {name for name in cli.commands if name != "bench"} | {f"bench {name}" for name in cli.commands["bench"].commands}
+    assert found == listed
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
