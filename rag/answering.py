@@ -17,7 +17,7 @@ import numpy as np
 
 from .chunking import Chunk, split_sentences
 from .citations import Citation, CitationResult, resolve_citations, strip_markers
-from .generation import Generation, Generator
+from .generation import Generation, Generator, ModelUsage, metered, model_call
 from .index import Index
 from .language import LANGUAGE_NAMES, detect_language
 from .lexical import analyze
@@ -104,8 +104,7 @@ class Answer:
     finish_reason: str
     timings: dict[str, float]
     models: dict[str, str]
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    usage: ModelUsage = field(default_factory=ModelUsage)  # every model call of the question
     search_query: str | None = None  # the question as translated for lexical search
     support: float | None = None  # the support check's score of the quotes (None: not checked)
     withheld: list[str] = field(default_factory=list)  # chunk ids kept out of the prompt: they address the model
@@ -132,7 +131,7 @@ class Answer:
             "sources_in_prompt": self.sources_in_prompt,
             "withheld_sources": self.withheld,
             "ungrounded_numbers": self.ungrounded_numbers,
-            "tokens": {"prompt": self.prompt_tokens, "completion": self.completion_tokens},
+            "tokens": self.usage.to_json(),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "models": self.models,
         }
@@ -225,7 +224,8 @@ class QuestionAnswerer:
         if not limit or len(strip_markers(answer).split()) <= limit:
             return answer
         started = time.perf_counter()
-        reply = self.generator.generate(shorten_messages(question, strip_markers(answer)), max_tokens=24).text
+        with model_call("shortening"):
+            reply = self.generator.generate(shorten_messages(question, strip_markers(answer)), max_tokens=24).text
         timings["shortening"] = time.perf_counter() - started
         return direct_part(answer, reply, question) or answer
 
@@ -243,7 +243,8 @@ class QuestionAnswerer:
             return answer
         bare = strip_markers(answer)
         started = time.perf_counter()
-        reply = strip_markers(self.generator.generate(translate_answer_messages(bare, language), max_tokens=48).text)
+        with model_call("answer_translation"):
+            reply = strip_markers(self.generator.generate(translate_answer_messages(bare, language), max_tokens=48).text)
         timings["answer_translation"] = time.perf_counter() - started
         if not reply or "\n" in reply or len(reply.split()) > 2 * len(bare.split()) + 3:
             return answer
@@ -273,12 +274,14 @@ class QuestionAnswerer:
         (0.40) but not once the question was German too (0.20). So a question in another language
         than the corpus is judged twice, as asked and translated, and the two leanings averaged.
         """
-        leaning = self.generator.yes_probability(support_messages(question, quotes))
+        with model_call("support"):
+            leaning = self.generator.yes_probability(support_messages(question, quotes))
         corpus_language = self.index.manifest.language
         if self.translate is None or language == corpus_language:
             return leaning
         translated = self.translate(question, corpus_language)
-        return (leaning + self.generator.yes_probability(support_messages(translated, quotes))) / 2
+        with model_call("support_translated"):
+            return (leaning + self.generator.yes_probability(support_messages(translated, quotes))) / 2
 
     def nearness(self, texts: list[str], text: str) -> list[float]:
         """Scores of `texts` against `text` by the retriever's (multilingual) embedder."""
@@ -286,10 +289,12 @@ class QuestionAnswerer:
         return [float(x) for x in embedder.embed(texts) @ embedder.embed_query([text])[0]]
 
     def attempt(self, question: str, sources: list[Chunk], language: str, timings: dict[str, float],
-                on_token: Callable[[str], None] | None = None, alternatives: int = 0) -> Attempt:
+                on_token: Callable[[str], None] | None = None, alternatives: int = 0,
+                purpose: str = "answer") -> Attempt:
         """One answer from `sources`: generated (with `alternatives` replies), then checked."""
-        generation = self.generator.generate(build_messages(question, sources, self.index.documents, language),
-                                             self.settings.max_answer_tokens, on_token, alternatives)
+        with model_call(purpose):
+            generation = self.generator.generate(build_messages(question, sources, self.index.documents, language),
+                                                 self.settings.max_answer_tokens, on_token, alternatives)
         timings["prompt_processing"] = generation.prompt_seconds
         timings["generation"] = generation.generation_seconds
         return self.check(question, sources, generation, language, timings)
@@ -354,8 +359,10 @@ class QuestionAnswerer:
         """Answer `question`; `on_retrieval` sees what was retrieved before the model starts, `on_token`
         each piece of the draft the model writes (the answer is that draft once checked and shaped).
         The whole answer reads one generation of the index, even while `rag index` changes it."""
-        with self.index.snapshot():
-            return self._ask(question, k, on_token, on_retrieval)
+        with self.index.snapshot(), metered() as usage:
+            answer = self._ask(question, k, on_token, on_retrieval)
+        answer.usage = usage
+        return answer
 
     def _ask(self, question: str, k: int | None, on_token: Callable[[str], None] | None,
              on_retrieval: Callable[[RetrievalResult], None] | None) -> Answer:
@@ -380,7 +387,8 @@ class QuestionAnswerer:
         if not answer.supported and self.settings.focus_sentences and sources:
             t = time.perf_counter()
             # Not streamed: the caller shows the checked answer when it differs from what streamed.
-            attempts.append(self.attempt(question, self.focus(question, sources), language, {}))
+            attempts.append(self.attempt(question, self.focus(question, sources), language, {},
+                                         purpose="focused_answer"))
             timings["focused_attempt"] = time.perf_counter() - t
             # The same answer again is the answer already withdrawn, not a second opinion.
             if attempts[-1].supported and answer_words(attempts[-1]) != answer_words(answer):
@@ -393,8 +401,7 @@ class QuestionAnswerer:
         timings["total"] = time.perf_counter() - started
         return Answer(question, text, not citations, language, citations, invented, result.chunks,
                       len(answer.sources), answer.generation.finish_reason, timings, self.models,
-                      sum(a.generation.prompt_tokens for a in attempts),
-                      sum(a.generation.completion_tokens for a in attempts), search_query=result.lexical_query,
+                      search_query=result.lexical_query,
                       support=answer.support, withheld=withheld, ungrounded_numbers=answer.ungrounded_numbers)
 
 

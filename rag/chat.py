@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .answering import Answer, QuestionAnswerer
+from .generation import metered, model_call
 from .language import LANGUAGE_NAMES, detect_language
 from .retrieval import RetrievalResult
 
@@ -72,7 +73,8 @@ class ChatSession:
         messages = [{"role": "system", "content": REWRITE_SYSTEM},
                     {"role": "user", "content": f"Conversation:\n{turns}\n\nLast question: {question}\n"
                                                 f"Write the rewritten question in {LANGUAGE_NAMES[language]}."}]
-        rewritten = self.answerer.generator.generate(messages, max_tokens=60).text
+        with model_call("follow_up_rewrite"):
+            rewritten = self.answerer.generator.generate(messages, max_tokens=60).text
         rewritten = re.sub(r"\s+", " ", rewritten).strip().strip('"')
         rewritten = re.sub(r"^(rewritten question|question|frage)\s*:\s*", "", rewritten, flags=re.I)
         if not rewritten or detect_language(rewritten) != language:
@@ -82,10 +84,11 @@ class ChatSession:
     def ask(self, question: str, on_token: Callable[[str], None] | None = None,
             on_rewrite: Callable[[str], None] | None = None,
             on_retrieval: Callable[[RetrievalResult], None] | None = None) -> Answer:
-        searched = self.standalone_question = self.standalone(question)
-        if searched != question and on_rewrite:
-            on_rewrite(searched)
-        answer = self.answerer.ask(searched, k=self.k, on_token=on_token, on_retrieval=on_retrieval)
+        with metered():  # the answer's usage counts the rewrite too
+            searched = self.standalone_question = self.standalone(question)
+            if searched != question and on_rewrite:
+                on_rewrite(searched)
+            answer = self.answerer.ask(searched, k=self.k, on_token=on_token, on_retrieval=on_retrieval)
         if self.answerer.generator.stop_requested:  # a stopped answer is no part of the conversation
             return answer
         self.history.append(Turn(question, answer.answer))

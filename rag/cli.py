@@ -663,6 +663,48 @@ def bench_index(chunks: str = typer.Option("1000,10000,100000", help="Index size
     out.print(table)
 
 
+@bench_app.command("speed", epilog="Example: $ rag bench speed --set eval/questions.jsonl --json")
+@friendly
+def bench_speed(question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--set",
+                                                  help="Questions (the evaluation set's JSON lines)."),
+                index_dir: Path = IndexOption,
+                limit: Optional[int] = typer.Option(None, help="Only the first N questions."),
+                model: Optional[str] = ModelOption, embedder: Optional[str] = EmbedderOption,
+                as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of tables.")):
+    """Seconds by stage and model work per question, against bare llama-cpp-python's speed."""
+    from rich.table import Table
+
+    from .evaluation import load_eval_set
+    from .speedbench import run_speed_bench
+
+    questions = load_eval_set(question_set)[:limit]
+    answerer = _open(index_dir, model, embedder, "hybrid", AnswerSettings.k, AnswerSettings.min_support)
+    sample = next(iter(answerer.index.documents.values())).text
+    with _progress("answering") as bar:
+        task = bar.add_task("answering", total=len(questions))
+        report = run_speed_bench(answerer, questions, sample, on_done=lambda row: bar.advance(task))
+    if as_json:
+        print(json.dumps(report, indent=1, ensure_ascii=False))
+        return
+    table = Table(title=f"Speed: {report['questions']} questions, models warm ({report['runtime']})")
+    for column in ("id", "s", "bare s", "prompt", "cached", "generated", "calls", "right"):
+        table.add_column(column, justify="left" if column == "id" else "right")
+    for row in report["rows"]:
+        table.add_row(row["id"], f"{row['seconds']:.1f}", f"{row['bare_seconds']:.1f}", str(row["prompt_tokens"]),
+                      str(row["cached_tokens"]), str(row["completion_tokens"]), str(sum(row["calls"].values())),
+                      "yes" if row["correct"] else "no")
+    out.print(table)
+    out.print(f"median {report['median_seconds']:.1f} s a question (p95 {report['p95_seconds']:.1f}); median model "
+              f"work {report['median_prompt_tokens']:.0f} prompt tokens evaluated, {report['median_cached_tokens']:.0f} "
+              f"reused, {report['median_completion_tokens']:.0f} generated, {report['median_calls']:.0f} calls",
+              soft_wrap=True)
+    out.print(f"calls: {', '.join(f'{k} {v}' for k, v in report['calls'].items())}", soft_wrap=True)
+    out.print(f"bare llama-cpp-python here: {report['raw_prompt_tokens_per_s']:.0f} prompt tokens/s "
+              f"({report['bare_prompt_length']}-token prompt), {report['raw_generation_tokens_per_s']:.1f} generated "
+              f"tokens/s; overhead ratio {report['overhead_ratio']:.2f}; accuracy {report['accuracy']:.3f}",
+              soft_wrap=True)
+
+
 @bench_app.command("answers", epilog="Example: $ rag bench answers --limit 100 --results answers.jsonl")
 @friendly
 def bench_answers(xquad: Path = typer.Option(XQUAD_DEFAULT, "--xquad", help="Folder with xquad.de/en.dev.json."),

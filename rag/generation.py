@@ -14,7 +14,8 @@ import re
 import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -37,6 +38,69 @@ class Generation:
     probability: float | None = None  # the model's probability of this reply, its end included (None: unknown)
     # Replies that begin with another likely first token and go on greedily, most probable first.
     alternatives: tuple[Generation, ...] = ()
+
+
+@dataclass
+class ModelUsage:
+    """The model work of one question, summed over its calls: prompt tokens the model evaluated,
+    prompt tokens it reused from a saved state instead, tokens it generated, calls by purpose.
+
+    >>> with metered() as usage:
+    ...     with model_call("support"):
+    ...         record_usage(prompt=40, cached=25, completion=0)
+    >>> usage.to_json()
+    {'prompt': 40, 'cached': 25, 'completion': 0, 'calls': {'support': 1}}
+    """
+
+    prompt: int = 0
+    cached: int = 0
+    completion: int = 0
+    calls: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"prompt": self.prompt, "cached": self.cached, "completion": self.completion,
+                "calls": dict(self.calls)}
+
+
+_USAGE: ContextVar[ModelUsage | None] = ContextVar("rag_model_usage", default=None)
+_PURPOSE: ContextVar[str] = ContextVar("rag_model_call", default="other")
+
+
+@contextmanager
+def metered() -> Iterator[ModelUsage]:
+    """Count the model work done inside (in this thread or context) into a ModelUsage: a new
+    one, or the one of a `metered()` block around this one."""
+    usage = _USAGE.get()
+    if usage is not None:
+        yield usage
+        return
+    usage = ModelUsage()
+    token = _USAGE.set(usage)
+    try:
+        yield usage
+    finally:
+        _USAGE.reset(token)
+
+
+@contextmanager
+def model_call(purpose: str) -> Iterator[None]:
+    """Name the model calls made inside ("answer", "support", ...) for `ModelUsage.calls`."""
+    token = _PURPOSE.set(purpose)
+    try:
+        yield
+    finally:
+        _PURPOSE.reset(token)
+
+
+def record_usage(prompt: int, cached: int, completion: int) -> None:
+    """Called by a generator for each model call: counted into the `metered()` block around it, if any."""
+    usage = _USAGE.get()
+    if usage is not None:
+        usage.prompt += prompt
+        usage.cached += cached
+        usage.completion += completion
+        purpose = _PURPOSE.get()
+        usage.calls[purpose] = usage.calls.get(purpose, 0) + 1
 
 
 class Generator(ABC):
@@ -183,8 +247,9 @@ class LlamaGenerator(Generator):
             llama_cpp.llama_set_abort_callback(context, llama_cpp.ggml_abort_callback(), None)
             llama_logger.setLevel(level)
 
-    def _read_prompt(self, messages: list[dict]) -> int:
-        """Evaluate the chat's prompt, ready for the reply's first token; returns its length in tokens.
+    def _read_prompt(self, messages: list[dict]) -> tuple[int, int]:
+        """Evaluate the chat's prompt, ready for the reply's first token; returns its length in
+        tokens and how many of them came from a saved state rather than being evaluated.
 
         llama-cpp reuses whatever prefix the previous prompt shared with this one, which makes an
         answer depend on what was asked before it (floating point differs with the batch split).
@@ -195,7 +260,8 @@ class LlamaGenerator(Generator):
         tokens = self._prompt_tokens(messages)
         if messages and messages[0]["role"] == "system":
             key = messages[0]["content"]
-            if key not in self._prefix_states:
+            evaluated_prefix = key not in self._prefix_states
+            if evaluated_prefix:
                 llm.reset()
                 prefix = self._prompt_tokens(messages[:1], reply=False)
                 llm.eval(prefix)
@@ -204,10 +270,10 @@ class LlamaGenerator(Generator):
             if tokens[:len(prefix)] == prefix:
                 llm.load_state(state)
                 llm.eval(tokens[len(prefix):])
-                return len(tokens)
+                return len(tokens), 0 if evaluated_prefix else len(prefix)
         llm.reset()
         llm.eval(tokens)
-        return len(tokens)
+        return len(tokens), 0
 
     def _prompt_tokens(self, messages: list[dict], reply: bool = True) -> list[int]:
         """The chat as the model's own template writes it (ChatML, Qwen's, for a model without one),
@@ -237,7 +303,8 @@ class LlamaGenerator(Generator):
         Nothing is generated; only the prompt is read (about 1.5 s for a sentence and a question).
         """
         llm = self._load()
-        self._read_prompt(messages)
+        length, cached = self._read_prompt(messages)
+        record_usage(length - cached, cached, 0)
         probabilities = self._next_token_probabilities()
 
         def mass(words: tuple[str, ...]) -> float:
@@ -259,7 +326,7 @@ class LlamaGenerator(Generator):
         """
         llm = self._load()
         started = time.perf_counter()  # prompt processing includes reading the system prompt the first time
-        prompt_end = self._read_prompt(messages)
+        prompt_end, cached = self._read_prompt(messages)
         first = self._next_token_probabilities()
         prompt_seconds = time.perf_counter() - started
         ranked = np.argsort(-first, kind="stable")[:alternatives + 1]
@@ -271,6 +338,7 @@ class LlamaGenerator(Generator):
                                                    on_token if not replies else None))
         generation_seconds = time.perf_counter() - started - prompt_seconds
         (text, finish, tokens, probability), *branches = replies
+        record_usage(prompt_end - cached, cached, sum(reply[2] for reply in replies))
         alternatives_found = tuple(Generation(t, f, prompt_end, n, 0.0, 0.0, p)
                                    for t, f, n, p in sorted(branches, key=lambda b: -b[3]))
         return Generation(text, finish, prompt_end, tokens, prompt_seconds, generation_seconds, probability,

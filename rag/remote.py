@@ -36,7 +36,7 @@ import time
 from typing import Callable, Iterator
 
 from .errors import RagError
-from .generation import Generation, Generator
+from .generation import Generation, Generator, record_usage
 
 log = logging.getLogger("rag.remote")
 RETRYABLE_STATUS = {502, 503, 504}
@@ -251,6 +251,7 @@ class ServerGenerator(Generator):
                 raise
             ended = time.perf_counter()
             first = first or ended
+            record_server_usage(usage, len(pieces))
             return Generation("".join(pieces), "length" if finish == "length" else "stop",
                               usage.get("prompt_tokens", 0), usage.get("completion_tokens", len(pieces)),
                               first - started, ended - first)
@@ -264,6 +265,7 @@ class ServerGenerator(Generator):
                 "logprobs": True, "top_logprobs": 20}
 
         def read(response) -> float:
+            record_server_usage(response.json().get("usage") or {}, 1)
             choice = response.json()["choices"][0]
             content = ((choice.get("logprobs") or {}).get("content") or [None])[0]
             if content and content.get("top_logprobs"):
@@ -281,3 +283,10 @@ class ServerGenerator(Generator):
             return 1.0 if reply.strip().lower().startswith("yes") else 0.0
 
         return self._request("/v1/chat/completions", body, read)
+
+
+def record_server_usage(usage: dict, completion_estimate: int) -> None:
+    """A server's OpenAI `usage` as model work: its prompt tokens less those it says it had cached."""
+    prompt = int(usage.get("prompt_tokens") or 0)
+    cached = int(((usage.get("prompt_tokens_details") or {}).get("cached_tokens")) or 0)
+    record_usage(prompt - cached, cached, int(usage.get("completion_tokens", completion_estimate) or 0))

@@ -171,8 +171,12 @@ def retrieval_json(result: RetrievalResult) -> list[dict]:
 
 
 def usage(answer: Answer) -> dict:
-    return {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
-            "total_tokens": answer.prompt_tokens + answer.completion_tokens}
+    """OpenAI's usage over every model call of the answer; prompt tokens read from a saved state
+    count as cached, as OpenAI counts them."""
+    work = answer.usage
+    prompt = work.prompt + work.cached
+    return {"prompt_tokens": prompt, "completion_tokens": work.completion, "total_tokens": prompt + work.completion,
+            "prompt_tokens_details": {"cached_tokens": work.cached}}
 
 
 def sse(data: Any, event: str | None = None) -> str:

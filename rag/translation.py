@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from .fileio import atomic_write_json
-from .generation import Generator
+from .generation import Generator, model_call
 from .language import LANGUAGE_NAMES
 
 SYSTEM = ("Translate the user's question into {language}. Keep names as they are. "
@@ -46,7 +46,8 @@ class QueryTranslator:
             started = time.perf_counter()
             messages = [{"role": "system", "content": SYSTEM.format(language=LANGUAGE_NAMES[target])},
                         {"role": "user", "content": text.strip()}]
-            reply = self.generator.generate(messages, max_tokens=80).text
+            with model_call("question_translation"):
+                reply = self.generator.generate(messages, max_tokens=80).text
             translation = re.sub(r"\s+", " ", reply).strip().strip('"') or text
             with self._writing:
                 cache[key] = {"text": translation, "seconds": round(time.perf_counter() - started, 3)}

@@ -9,7 +9,7 @@ from typing import Callable
 import numpy as np
 
 from rag.embedding import Embedder
-from rag.generation import Generation, Generator
+from rag.generation import Generation, Generator, record_usage
 
 
 class FakeEmbedder(Embedder):
@@ -56,6 +56,7 @@ class FakeGenerator(Generator):
 
     def yes_probability(self, messages) -> float:
         self.calls.append(messages)
+        record_usage(sum(self.count_tokens(m["content"]) for m in messages), 0, 0)
         return self.support(messages) if callable(self.support) else self.support
 
     def generate(self, messages, max_tokens, on_token=None, alternatives=0) -> Generation:
@@ -66,6 +67,7 @@ class FakeGenerator(Generator):
                 on_token(piece)
         prompt = sum(self.count_tokens(m["content"]) for m in messages)
         others = sorted(self.alternatives, key=lambda pair: -pair[1])[:alternatives]
+        record_usage(prompt, 0, self.count_tokens(text) + sum(self.count_tokens(t) for t, _ in others))
         return Generation(text, self.finish_reason, prompt, self.count_tokens(text), 0.0, 0.0, self.probability,
                           tuple(Generation(t, "stop", prompt, self.count_tokens(t), 0.0, 0.0, p) for t, p in others))
 

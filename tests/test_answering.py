@@ -410,3 +410,50 @@ def test_without_a_translator_a_question_in_another_language_is_searched_densely
     german = retriever.search("Wie viele Kooperationsabkommen unterzeichneten beide Seiten?")
     assert "lexical" in german.seconds and german.chunks[0].chunk.doc_id == AGREEMENTS_DOC
     assert retriever.search("How many agreements were signed?", mode="bm25").lexical_query is None
+
+
+def test_tokens_count_every_model_call_of_the_question_by_purpose(seeds, tmp_path):
+    generator = FakeGenerator("Mehr als 20 Abkommen [1].")
+    answerer = make_answerer(seeds, tmp_path, generator)
+    before = len(generator.calls)
+    tokens = answerer.ask("Wie viele Kooperationsabkommen unterzeichneten beide Seiten?").to_json()["tokens"]
+    assert set(tokens) == {"prompt", "cached", "completion", "calls"}
+    assert tokens["calls"] == {"answer": 1, "support": 1} and sum(tokens["calls"].values()) == len(generator.calls) - before
+    prompts = [sum(generator.count_tokens(m["content"]) for m in call) for call in generator.calls[before:]]
+    assert tokens["prompt"] == sum(prompts) and tokens["cached"] == 0
+    assert tokens["completion"] == generator.count_tokens("Mehr als 20 Abkommen [1].")
+
+
+def test_a_withdrawn_answer_counts_its_second_try_and_a_translation_counts_as_one(seeds, tmp_path):
+    from rag.generation import metered
+    from rag.translation import QueryTranslator
+
+    answerer = make_answerer(seeds, tmp_path, FakeGenerator("Mehr als 20 Abkommen [1].", support=0.1))
+    calls = answerer.ask("Wie viele Kooperationsabkommen unterzeichneten beide Seiten?").usage.calls
+    assert calls == {"answer": 1, "support": 2, "focused_answer": 1}
+    with metered() as usage:
+        QueryTranslator(FakeGenerator("Wie viele Abkommen?")).translate("How many agreements?", "de")
+    assert usage.calls == {"question_translation": 1} and usage.completion == 3
+
+
+def test_the_speed_bench_reports_model_work_and_the_ratio_to_the_bare_model(seeds, tmp_path):
+    from rag.evaluation import EvalQuestion
+    from rag.speedbench import run_speed_bench
+
+    answerer = make_answerer(seeds, tmp_path, FakeGenerator("Mehr als 20 Abkommen [1].", support=0.9))
+    questions = [EvalQuestion(id=f"q{n}", question="Wie viele Kooperationsabkommen unterzeichneten beide Seiten?",
+                              lang="de", answerable=True, answers=["mehr als 20"], sources=[], tags=["german"])
+                 for n in range(3)]
+    asked = []
+    report = run_speed_bench(answerer, questions, "Text", on_done=asked.append,
+                             measure_bare=lambda generator, length, text: asked.append(length) or (100.0, 10.0))
+    assert report["questions"] == 3 and len(asked) == 4 and asked[-1] == report["bare_prompt_length"]
+    row = report["rows"][0]
+    assert row["calls"] == {"answer": 1, "support": 1} and row["correct"]
+    assert row["bare_seconds"] == pytest.approx(row["prompt_tokens"] / 100 + row["completion_tokens"] / 10)
+    assert report["median_prompt_tokens"] == row["prompt_tokens"] and report["median_calls"] == 2
+    assert report["overhead_ratio"] == pytest.approx(sum(r["seconds"] for r in report["rows"]) /
+                                                     sum(r["bare_seconds"] for r in report["rows"]))
+    assert report["accuracy"] == 1.0 and report["calls"] == {"answer": 3, "support": 3}
+    assert {"questions", "median_seconds", "p95_seconds", "median_prompt_tokens", "median_calls",
+            "raw_prompt_tokens_per_s", "raw_generation_tokens_per_s", "overhead_ratio", "accuracy"} <= set(report)

@@ -41,7 +41,7 @@ def test_the_readme_is_short_and_links_the_design_documents():
 
 
 COMMANDS = [["index"], ["remove"], ["documents"], ["ask"], ["batch"], ["chat"], ["eval"], ["serve"], ["models"],
-            ["bench", "retrieval"], ["bench", "answers"], ["bench", "index"], ["bench", "http"]]
+            ["bench", "retrieval"], ["bench", "answers"], ["bench", "index"], ["bench", "speed"], ["bench", "http"]]
 
 
 def test_the_list_of_commands_above_is_complete():

@@ -268,3 +268,15 @@ def test_the_default_embedder_matches_english_questions_to_german_passages():
     assert similarity[0, 0] > similarity[0, 1] and similarity[1, 1] > similarity[1, 0]
     # E5 reads queries and passages with different prefixes, so the vectors differ
     assert abs(float(embedder.embed_query(["Moskau"])[0] @ embedder.embed(["Moskau"])[0])) < 0.999
+
+
+def test_the_bare_model_speed_is_measured_without_changing_later_answers(answerer):
+    from rag.speedbench import bare_rates
+
+    model = answerer.generator
+    short = [{"role": "system", "content": "Answer in one word."}, {"role": "user", "content": "Capital of France?"}]
+    before = model.generate(short, max_tokens=8).text
+    text = next(iter(answerer.index.documents.values())).text
+    prompt_rate, generation_rate = bare_rates(model, 200, text)
+    assert 10 < prompt_rate < 5000 and 1 < generation_rate < 500 and prompt_rate > generation_rate
+    assert model.generate(short, max_tokens=8).text == before
