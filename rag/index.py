@@ -192,7 +192,7 @@ class Index:
         self.path = Path(path)
         self.database = self.path / DATABASE
         self._local = threading.local()
-        self._dense_lock = threading.Lock()
+        self._held_lock = threading.Lock()
         self.documents = Documents(self)
         try:
             meta = _read_meta(self.connection())
@@ -212,9 +212,9 @@ class Index:
         self.dense = faiss.IndexIDMap2(faiss.IndexFlatIP(self.manifest.embedder["dimension"]))
         self._live = np.zeros(0, dtype=bool)  # by chunk id: in the index at the generation held
         self._lengths = np.zeros(0, dtype=np.int32)  # by chunk id: terms, for BM25
-        self._dense_generation = -1
-        self._dense_epoch = self.manifest.epoch
-        self._dense_max_id = 0
+        self._held_generation = -1
+        self._held_epoch = self.manifest.epoch
+        self._held_max_id = 0
         with self.snapshot():
             pass  # loads the vectors
 
@@ -270,23 +270,23 @@ class Index:
             conn.execute("ROLLBACK")  # a read transaction: nothing to keep
 
     def _catch_up(self, conn: sqlite3.Connection, manifest: Manifest) -> None:
-        """Bring the in-memory vectors to `manifest`'s generation."""
-        with self._dense_lock:
-            if manifest.epoch != self._dense_epoch:
+        """Bring what this reader holds in memory (vectors, live flags, BM25 lengths) to `manifest`'s generation."""
+        with self._held_lock:
+            if manifest.epoch != self._held_epoch:
                 self.dense.reset()
                 self._live[:] = False
-                self._dense_generation, self._dense_epoch, self._dense_max_id = -1, manifest.epoch, 0
-            if manifest.generation <= self._dense_generation:
+                self._held_generation, self._held_epoch, self._held_max_id = -1, manifest.epoch, 0
+            if manifest.generation <= self._held_generation:
                 return
-            if self._dense_generation >= 0:
+            if self._held_generation >= 0:
                 gone = [row[0] for row in conn.execute("SELECT chunk_id FROM removed WHERE generation > ?",
-                                                       (self._dense_generation,))]
+                                                       (self._held_generation,))]
                 if gone:
                     self.dense.remove_ids(np.array(gone, dtype=np.int64))
                     self._live[[i for i in gone if i < len(self._live)]] = False
             dimension = manifest.embedder["dimension"]
             rows = conn.execute("SELECT chunk_id, vector, terms FROM vectors WHERE chunk_id > ? ORDER BY chunk_id",
-                                (self._dense_max_id,))
+                                (self._held_max_id,))
             while batch := rows.fetchmany(LOAD_BATCH):
                 ids = np.fromiter((r[0] for r in batch), dtype=np.int64, count=len(batch))
                 vectors = np.frombuffer(b"".join(r[1] for r in batch), dtype=np.float32).reshape(len(batch), dimension)
@@ -294,8 +294,8 @@ class Index:
                 self._grow(int(ids[-1]) + 1)
                 self._live[ids] = True
                 self._lengths[ids] = [r[2] for r in batch]
-                self._dense_max_id = int(ids[-1])
-            self._dense_generation = manifest.generation
+                self._held_max_id = int(ids[-1])
+            self._held_generation = manifest.generation
 
     def _grow(self, size: int) -> None:
         if size > len(self._live):
@@ -305,7 +305,7 @@ class Index:
 
     def dense_search(self, vector: np.ndarray, limit: int) -> list[tuple[int, float]]:
         """(chunk id, inner product) of the `limit` nearest chunks, nearest first."""
-        with self.snapshot(), self._dense_lock:
+        with self.snapshot(), self._held_lock:
             if not self.dense.ntotal:
                 return []
             scores, ids = self.dense.search(np.asarray(vector, dtype=np.float32).reshape(1, -1),
@@ -322,7 +322,7 @@ class Index:
             for term, ids, tfs in conn.execute(
                     f"SELECT term, ids, tfs FROM postings WHERE term IN ({','.join('?' * len(terms))})", terms):
                 postings.setdefault(term, []).append((ids, tfs))
-            with self._dense_lock:
+            with self._held_lock:
                 live, lengths = self._live, self._lengths
         return bm25(postings, live, lengths, limit)
 
@@ -616,7 +616,7 @@ def remove_documents(index_dir: Path, doc_ids: list[str], wait: bool = True,
     removed: the vectors are not loaded."""
     started = time.perf_counter()
     index_dir = Path(index_dir)
-    if not (index_dir / DATABASE).is_file() or _old_format(index_dir):
+    if not (index_dir / DATABASE).is_file():
         open_index(index_dir)  # raises the right error: no index, or the old format
     with writer_lock(index_dir, wait, on_wait):
         writer = IndexWriter.for_existing(index_dir)

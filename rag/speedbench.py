@@ -23,6 +23,7 @@ import numpy as np
 
 from .errors import RagError
 from .evaluation import EvalQuestion, answer_is_correct
+from .generation import LlamaGenerator
 
 BARE_GENERATED_TOKENS = 32
 BARE_REPEATS = 3
@@ -32,10 +33,10 @@ def bare_rates(generator, prompt_tokens: int, text: str) -> tuple[float, float]:
     """(prompt tokens/s, generated tokens/s) of llama-cpp-python's own `Llama.eval` on this
     generator's model: a prompt of `prompt_tokens` tokens cut from `text` read from an empty
     cache, then greedy tokens one at a time (argmax of the logits, nothing else)."""
-    llm = generator._load() if hasattr(generator, "_load") and hasattr(generator, "_prefix_states") else None
-    if llm is None:
+    if not isinstance(generator, LlamaGenerator):
         raise RagError("rag bench speed measures the in-process model; through a model server, the server's own "
                        "metrics tell its speed")
+    llm = generator._load()
     tokens = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
     while len(tokens) < prompt_tokens:
         tokens = tokens + tokens
