@@ -670,6 +670,9 @@ def bench_speed(question_set: Path = typer.Option(Path("eval/questions.jsonl"), 
                 index_dir: Path = IndexOption,
                 limit: Optional[int] = typer.Option(None, help="Only the first N questions."),
                 model: Optional[str] = ModelOption, embedder: Optional[str] = EmbedderOption,
+                isolated: bool = typer.Option(False, "--isolated", help="Each question reads its sources as if "
+                                              "it came first (as `rag ask` does), not from states saved by "
+                                              "earlier ones."),
                 as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of tables.")):
     """Seconds by stage and model work per question, against bare llama-cpp-python's speed."""
     from rich.table import Table
@@ -682,11 +685,13 @@ def bench_speed(question_set: Path = typer.Option(Path("eval/questions.jsonl"), 
     sample = next(iter(answerer.index.documents.values())).text
     with _progress("answering") as bar:
         task = bar.add_task("answering", total=len(questions))
-        report = run_speed_bench(answerer, questions, sample, on_done=lambda row: bar.advance(task))
+        report = run_speed_bench(answerer, questions, sample, on_done=lambda row: bar.advance(task),
+                                 isolated=isolated)
     if as_json:
         print(json.dumps(report, indent=1, ensure_ascii=False))
         return
-    table = Table(title=f"Speed: {report['questions']} questions, models warm ({report['runtime']})")
+    reuse = "each question read as if first" if isolated else "sources read by earlier questions reused"
+    table = Table(title=f"Speed: {report['questions']} questions, models warm, {reuse} ({report['runtime']})")
     for column in ("id", "s", "bare s", "prompt", "cached", "generated", "calls", "right"):
         table.add_column(column, justify="left" if column == "id" else "right")
     for row in report["rows"]:

@@ -13,6 +13,7 @@ import logging
 import re
 import time
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -22,9 +23,17 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .errors import RagError
+from .promptcache import PromptStates
 
 # A first token this probable or more starts an alternative reply (XQuAD: 2.5 replies per question).
 BRANCH_MIN_PROBABILITY = 0.05
+# Saved states of prompt prefixes (28 KB a token for the 1.5B model: a 3-source prompt's four
+# prefixes take about 30 MB): enough for the sources of the last ten or so questions.
+PROMPT_CACHE_MB = 256
+# A prompt is read in segments cut after its messages and its paragraphs ("\n\n" before text):
+# the tokenizer never joins tokens across such a cut, so the segments' tokens are the prompt's.
+_SEGMENT_END = re.compile(r"\n\n(?=\S)")
+MEMORISED_LEANINGS = 4096  # yes/no prompts whose leaning is kept (a few hundred bytes each)
 
 
 @dataclass(frozen=True)
@@ -132,6 +141,9 @@ class Generator(ABC):
     def load(self) -> None:
         """Load the model now rather than on first use."""
 
+    def forget_prompts(self) -> None:
+        """Drop what was kept of earlier prompts to read later ones faster (nothing, unless kept)."""
+
     def fork(self) -> Generator:
         """A generator for one of several requests answered at once (its own stop flag). An
         in-process model answers one at a time, so it is itself; a model server's forks share it."""
@@ -156,7 +168,8 @@ class Generator(ABC):
 
 
 class LlamaGenerator(Generator):
-    def __init__(self, model_path: Path, sha256: str, n_ctx: int = 4096, n_threads: int = 2, seed: int = 0):
+    def __init__(self, model_path: Path, sha256: str, n_ctx: int = 4096, n_threads: int = 2, seed: int = 0,
+                 prompt_cache_mb: int = PROMPT_CACHE_MB):
         self.model_path = Path(model_path)
         self.sha256 = sha256
         self.n_ctx = n_ctx
@@ -164,7 +177,8 @@ class LlamaGenerator(Generator):
         self.seed = seed
         self._llm = None
         self.load_seconds = 0.0
-        self._prefix_states: dict[str, tuple[list[int], object]] = {}  # system prompt -> its tokens, state after them
+        self._states = PromptStates(prompt_cache_mb * 2 ** 20)  # after prompt prefixes read before
+        self._leanings: OrderedDict[str, tuple[int, float]] = OrderedDict()  # yes/no prompt -> (tokens, leaning)
         self._template = None  # the model's chat template, formatter once read (False: it has none)
 
     @property
@@ -251,31 +265,73 @@ class LlamaGenerator(Generator):
         """Evaluate the chat's prompt, ready for the reply's first token; returns its length in
         tokens and how many of them came from a saved state rather than being evaluated.
 
-        llama-cpp reuses whatever prefix the previous prompt shared with this one, which makes an
-        answer depend on what was asked before it (floating point differs with the batch split).
-        Each prompt starts instead from one saved state, after its system message, evaluated once:
-        answers repeat and the system prompt is not read again (about 1 s here).
+        The prompt is read segment by segment (`_prompt_segments`), from the state saved after
+        the longest run of leading segments read before, by this question or an earlier one;
+        the state after each new segment but the last is saved. The batches are the same either
+        way, so answers do not depend on what was asked before (`promptcache`).
         """
         llm = self._llm
-        tokens = self._prompt_tokens(messages)
-        if messages and messages[0]["role"] == "system":
-            key = messages[0]["content"]
-            evaluated_prefix = key not in self._prefix_states
-            if evaluated_prefix:
-                llm.reset()
-                prefix = self._prompt_tokens(messages[:1], reply=False)
-                llm.eval(prefix)
-                self._prefix_states[key] = (prefix, llm.save_state())
-            prefix, state = self._prefix_states[key]
-            if tokens[:len(prefix)] == prefix:
-                llm.load_state(state)
-                llm.eval(tokens[len(prefix):])
-                return len(tokens), 0 if evaluated_prefix else len(prefix)
-        llm.reset()
-        llm.eval(tokens)
-        return len(tokens), 0
+        segments = self._prompt_segments(messages)
+        tokens = [t for segment in segments for t in segment]
+        saved = self._states.longest(segments)
+        start, cached = 0, 0
+        if saved:
+            start, state = saved
+            cached = sum(len(s) for s in segments[:start])
+            self._restore_state(state, tokens[:cached])
+        else:
+            llm.reset()
+        for number in range(start, len(segments)):
+            llm.eval(segments[number])
+            if number < len(segments) - 1:
+                # The system message's state is kept for good: every call of its kind reads it.
+                system = number == 0 and messages[0]["role"] == "system"
+                self._states.put(tokens[:llm.n_tokens], self._save_state(), pin=system)
+        return len(tokens), cached
 
-    def _prompt_tokens(self, messages: list[dict], reply: bool = True) -> list[int]:
+    def forget_prompts(self) -> None:
+        """Drop the saved states of earlier prompts (not the system prompts') and the leanings
+        remembered: the next question reads its prompts as a first question does."""
+        self._states.forget()
+        self._leanings.clear()
+
+    def _save_state(self) -> bytes:
+        import ctypes
+
+        import llama_cpp
+
+        context = self._llm._ctx.ctx
+        size = llama_cpp.llama_state_get_size(context)
+        buffer = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_get_data(context, buffer, size)
+        return ctypes.string_at(buffer, written)
+
+    def _restore_state(self, state: bytes, tokens: list[int]) -> None:
+        """The model as it was after reading `tokens`, from their saved state (llama-cpp-python's
+        own `save_state` copies its logits array too: 600 KB a token)."""
+        import ctypes
+
+        import llama_cpp
+
+        llm = self._llm
+        data = ctypes.cast(ctypes.c_char_p(state), ctypes.POINTER(ctypes.c_uint8))
+        llama_cpp.llama_state_set_data(llm._ctx.ctx, data, len(state))
+        llm.n_tokens = len(tokens)
+        llm.input_ids[:len(tokens)] = tokens
+
+    def _prompt_segments(self, messages: list[dict]) -> list[list[int]]:
+        """The chat's prompt tokens (`_prompt_text`), cut after each message and each paragraph."""
+        text = self._prompt_text(messages)
+        cuts = {match.end() for match in _SEGMENT_END.finditer(text)}
+        for count in range(1, len(messages)):
+            head = self._prompt_text(messages[:count], reply=False)
+            if text.startswith(head):
+                cuts.add(len(head))
+        bounds = [0] + sorted(c for c in cuts if 0 < c < len(text)) + [len(text)]
+        tokenize = self._llm.tokenize
+        return [tokenize(text[a:b].encode("utf-8"), add_bos=False, special=True) for a, b in zip(bounds, bounds[1:])]
+
+    def _prompt_text(self, messages: list[dict], reply: bool = True) -> str:
         """The chat as the model's own template writes it (ChatML, Qwen's, for a model without one),
         up to where the assistant's reply begins (with `reply`)."""
         llm = self._llm
@@ -291,18 +347,24 @@ class LlamaGenerator(Generator):
                                                  bos_token=text_of(llm.token_bos())) if source else False
         if self._template:
             self._template.add_generation_prompt = reply
-            text = self._template(messages=messages).prompt
-        else:
-            text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
-            text += "<|im_start|>assistant\n" if reply else ""
-        return llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+            return self._template(messages=messages).prompt
+        text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+        return text + ("<|im_start|>assistant\n" if reply else "")
 
     def yes_probability(self, messages: list[dict]) -> float:
         """P(yes) / (P(yes) + P(no)) for the first token of the reply, from one prompt evaluation.
 
         Nothing is generated; only the prompt is read (about 1.5 s for a sentence and a question).
+        The same prompt again (the likelier reply's check often quotes the greedy one's sentence)
+        is answered from memory: reading it again would give the same figure.
         """
         llm = self._load()
+        prompt = self._prompt_text(messages)
+        if prompt in self._leanings:
+            self._leanings.move_to_end(prompt)
+            length, leaning = self._leanings[prompt]
+            record_usage(0, length, 0)
+            return leaning
         length, cached = self._read_prompt(messages)
         record_usage(length - cached, cached, 0)
         probabilities = self._next_token_probabilities()
@@ -312,7 +374,11 @@ class LlamaGenerator(Generator):
             return float(sum(probabilities[i] for i in ids))
 
         yes, no = mass(("yes", "Yes", "YES")), mass(("no", "No", "NO"))
-        return yes / (yes + no) if yes + no > 0 else 0.0
+        leaning = yes / (yes + no) if yes + no > 0 else 0.0
+        self._leanings[prompt] = (length, leaning)
+        if len(self._leanings) > MEMORISED_LEANINGS:
+            self._leanings.popitem(last=False)
+        return leaning
 
     def count_tokens(self, text: str) -> int:
         return len(self._load().tokenize(text.encode("utf-8"), add_bos=False, special=False))

@@ -13,7 +13,8 @@ from typing import Callable
 
 from .answering import AnswerSettings, QuestionAnswerer
 from .embedding import E5Embedder, Embedder, SentenceTransformerEmbedder
-from .generation import Generator, LlamaGenerator
+from .errors import RagError
+from .generation import PROMPT_CACHE_MB, Generator, LlamaGenerator
 from .index import Index, open_index
 from .models import cached_sha256, rag_home, resolve_embedder_path, resolve_model_path
 from .retrieval import RetrievalSettings, Retriever
@@ -38,7 +39,17 @@ def make_generator(path: str | None = None, progress: Callable[[int, int], None]
 
         return ServerGenerator(server.urls, server.model, server.api_key, server.timeout)
     model_path = resolve_model_path(path, progress)
-    return LlamaGenerator(model_path, cached_sha256(model_path))
+    return LlamaGenerator(model_path, cached_sha256(model_path), prompt_cache_mb=prompt_cache_mb())
+
+
+def prompt_cache_mb() -> int:
+    """$RAG_PROMPT_CACHE_MB, the memory kept for prompt states read before (0: none), else the default."""
+    value = os.environ.get("RAG_PROMPT_CACHE_MB", "").strip()
+    if not value:
+        return PROMPT_CACHE_MB
+    if not value.isdigit():
+        raise RagError(f"RAG_PROMPT_CACHE_MB must be a whole number of megabytes (0 keeps none), not {value!r}")
+    return int(value)
 
 
 @dataclass(frozen=True)

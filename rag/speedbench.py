@@ -68,14 +68,20 @@ def percentile(values: list[float], q: float) -> float:
 
 def run_speed_bench(answerer, questions: list[EvalQuestion], sample_text: str,
                     on_done: Callable[[dict], None] | None = None,
-                    measure_bare: Callable[..., tuple[float, float]] = bare_rates) -> dict:
-    """Answer `questions` warm, measure the bare model, and report per question and overall."""
+                    measure_bare: Callable[..., tuple[float, float]] = bare_rates, isolated: bool = False) -> dict:
+    """Answer `questions` warm, measure the bare model, and report per question and overall.
+
+    `isolated`: each question reads its prompts as if it came first (the saved states of earlier
+    questions' sources are dropped before it; the system prompts' stay), as `rag ask` does.
+    """
     if not questions:
         raise RagError("no questions to measure")
     answerer.warm_up()
     answerer.ask(questions[0].question)  # the system prompts' saved states are made here, not counted
     rows = []
     for q in questions:
+        if isolated:
+            answerer.generator.forget_prompts()
         started = time.perf_counter()
         answer = answerer.ask(q.question)
         seconds = time.perf_counter() - started
@@ -94,6 +100,7 @@ def run_speed_bench(answerer, questions: list[EvalQuestion], sample_text: str,
     stages = sorted({stage for r in rows for stage in r["stages"]})
     return {
         "questions": len(rows),
+        "isolated": isolated,
         "median_seconds": statistics.median(seconds),
         "p95_seconds": percentile(seconds, 95),
         "median_prompt_tokens": statistics.median(r["prompt_tokens"] for r in rows),

@@ -457,3 +457,24 @@ def test_the_speed_bench_reports_model_work_and_the_ratio_to_the_bare_model(seed
     assert report["accuracy"] == 1.0 and report["calls"] == {"answer": 3, "support": 3}
     assert {"questions", "median_seconds", "p95_seconds", "median_prompt_tokens", "median_calls",
             "raw_prompt_tokens_per_s", "raw_generation_tokens_per_s", "overhead_ratio", "accuracy"} <= set(report)
+    assert not report["isolated"]
+
+
+def test_an_isolated_speed_bench_makes_each_question_read_its_prompts_anew(seeds, tmp_path):
+    from rag.evaluation import EvalQuestion
+    from rag.speedbench import run_speed_bench
+
+    class Forgetful(FakeGenerator):
+        forgotten = 0
+
+        def forget_prompts(self):
+            self.forgotten += 1
+
+    generator = Forgetful("Mehr als 20 Abkommen [1].", support=0.9)
+    answerer = make_answerer(seeds, tmp_path, generator)
+    questions = [EvalQuestion(id=f"q{n}", question="Wie viele Abkommen?", lang="de", answerable=True,
+                              answers=["mehr als 20"], sources=[], tags=[]) for n in range(2)]
+    report = run_speed_bench(answerer, questions, "Text", measure_bare=lambda *args: (100.0, 10.0), isolated=True)
+    assert report["isolated"] and generator.forgotten == 2
+    run_speed_bench(answerer, questions, "Text", measure_bare=lambda *args: (100.0, 10.0))
+    assert generator.forgotten == 2

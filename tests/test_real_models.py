@@ -7,6 +7,7 @@ import pytest
 from conftest import AGREEMENTS_DOC, SEEDS, VISIT_DOC
 from rag import pipeline
 from rag.citations import strip_markers
+from rag.generation import metered
 from rag.index import build_index, open_index
 
 pytestmark = pytest.mark.model
@@ -222,8 +223,11 @@ def test_our_decoding_loop_answers_as_llama_cpp_does_and_branches_at_the_first_t
     streamed = []
     ours = model.generate(messages, max_tokens=40, on_token=streamed.append, alternatives=3)
     llm = model._llm
-    _, after_system_prompt = model._prefix_states[messages[0]["content"]]
-    llm.load_state(after_system_prompt)  # as our loop starts: the same batches, the same rounding
+    segments = model._prompt_segments(messages)
+    tokens = [t for segment in segments for t in segment]
+    assert tokens == llm.tokenize(model._prompt_text(messages).encode(), add_bos=False, special=True)
+    read, state = model._states.longest(segments)  # as our loop reads the last segment: the same batches
+    model._restore_state(state, tokens[:sum(len(s) for s in segments[:read])])
     theirs = llm.create_chat_completion(messages=messages, temperature=0.0, top_k=1, max_tokens=40)
     assert ours.text == theirs["choices"][0]["message"]["content"] == "".join(streamed)
     assert ours.prompt_tokens == theirs["usage"]["prompt_tokens"]
@@ -235,6 +239,39 @@ def test_our_decoding_loop_answers_as_llama_cpp_does_and_branches_at_the_first_t
     assert len(set(texts)) == len(texts) and ours.text not in texts and all(texts)
     again = model.generate(messages, max_tokens=40, alternatives=3)
     assert (again.text, again.probability, again.alternatives) == (ours.text, ours.probability, ours.alternatives)
+
+
+def test_sources_read_for_one_question_are_reused_by_the_next_with_the_same_answers(answerer):
+    """A prompt that begins with the sources of an earlier one reads only what follows them, and
+    the model's replies and leanings are the same bit for bit as when it reads everything."""
+    from rag.answering import build_messages, support_messages
+
+    model = answerer.generator
+    first, second = "How many agreements were signed?", "In which areas were agreements signed?"
+    sources = [r.chunk for r in answerer.retriever.search(first, k=3).chunks]
+    asked = build_messages(second, sources, answerer.index.documents, "en")
+    check = support_messages(second, ["Beide Seiten unterzeichneten mehr als 20 Kooperationsabkommen."])
+
+    def replies(prompts_before: list[list[dict]]):
+        model.forget_prompts()
+        for messages in prompts_before:
+            model.generate(messages, max_tokens=4)
+        with metered() as usage:
+            generation = model.generate(asked, max_tokens=40, alternatives=3)
+            leaning = model.yes_probability(check)
+        return (generation.text, generation.probability, generation.alternatives, leaning), usage
+
+    replies([])  # the system prompts' states are saved (and kept) here
+    alone, alone_usage = replies([])
+    after, after_usage = replies([build_messages(first, sources, answerer.index.documents, "en")])
+    assert after == alone
+    source_tokens = sum(len(s) for s in model._prompt_segments(asked)[1:-1])
+    assert source_tokens > 300
+    assert after_usage.cached - alone_usage.cached == source_tokens
+    assert after_usage.prompt == alone_usage.prompt - source_tokens
+    with metered() as again:  # the same yes/no prompt again is answered from memory
+        assert model.yes_probability(check) == after[3]
+    assert (again.prompt, again.cached) == (0, sum(len(s) for s in model._prompt_segments(check)))
 
 
 def test_piped_chat_understands_a_follow_up(seeds_index):

@@ -1,0 +1,36 @@
+"""The store of saved prompt states: longest prefix, least recently used out, pinned states kept."""
+
+from rag.promptcache import PromptStates
+
+
+def test_the_longest_saved_prefix_is_found_and_the_last_segment_always_left_to_read():
+    states = PromptStates(max_bytes=1000)
+    states.put([1], b"s")
+    states.put([1, 2, 3], b"sss")
+    assert states.longest([[1], [2, 3], [4]]) == (2, b"sss")
+    assert states.longest([[1], [2, 3]]) == (1, b"s")  # [1, 2, 3] is the whole prompt: its last segment is read
+    assert states.longest([[1, 2], [3]]) is None  # [1] is no segment boundary of this prompt
+    assert states.longest([[9], [1]]) is None
+
+
+def test_least_recently_used_states_go_beyond_the_budget_and_oversized_ones_are_not_kept():
+    states = PromptStates(max_bytes=10)
+    states.put([1], b"aaaa")
+    states.put([2], b"bbbb")
+    assert states.longest([[1], [0]]) == (1, b"aaaa")  # [1] used: [2] is now the least recent
+    states.put([3], b"cccc")
+    assert states.longest([[2], [0]]) is None and states.longest([[1], [0]]) and states.longest([[3], [0]])
+    states.put([4], b"x" * 11)
+    assert states.longest([[4], [0]]) is None and len(states) == 2
+
+
+def test_pinned_states_outlive_the_budget_and_forget_but_only_up_to_their_limit():
+    states = PromptStates(max_bytes=4)
+    states.put([0], b"system", pin=True)  # larger than the budget, kept all the same
+    states.put([1], b"aaaa")
+    states.forget()
+    assert states.longest([[0], [5]]) == (1, b"system") and states.longest([[1], [5]]) is None
+    for n in range(PromptStates.MAX_PINNED + 5):
+        states.put([100 + n], b"p", pin=True)
+    # [0] and 15 more pinned; the other 5 went to the budgeted store, which holds 4 bytes of them
+    assert len(states) == PromptStates.MAX_PINNED + 4
