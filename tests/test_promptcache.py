@@ -34,3 +34,19 @@ def test_pinned_states_outlive_the_budget_and_forget_but_only_up_to_their_limit(
         states.put([100 + n], b"p", pin=True)
     # [0] and 15 more pinned; the other 5 went to the budgeted store, which holds 4 bytes of them
     assert len(states) == PromptStates.MAX_PINNED + 4
+
+
+def test_the_prompt_cache_size_comes_from_the_environment_or_is_refused_in_one_line(monkeypatch):
+    import pytest
+
+    from rag.errors import RagError
+    from rag.generation import PROMPT_CACHE_MB
+    from rag.pipeline import prompt_cache_mb
+
+    monkeypatch.delenv("RAG_PROMPT_CACHE_MB", raising=False)
+    assert prompt_cache_mb() == PROMPT_CACHE_MB
+    monkeypatch.setenv("RAG_PROMPT_CACHE_MB", "0")
+    assert prompt_cache_mb() == 0
+    monkeypatch.setenv("RAG_PROMPT_CACHE_MB", "lots")
+    with pytest.raises(RagError, match="whole number of megabytes"):
+        prompt_cache_mb()
