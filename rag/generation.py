@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .errors import RagError
-from .promptcache import PromptStates
+from .promptcache import PromptStates, StateFiles
 
 # A first token this probable or more starts an alternative reply (XQuAD: 2.5 replies per question).
 BRANCH_MIN_PROBABILITY = 0.05
@@ -169,7 +169,8 @@ class Generator(ABC):
 
 class LlamaGenerator(Generator):
     def __init__(self, model_path: Path, sha256: str, n_ctx: int = 4096, n_threads: int = 2, seed: int = 0,
-                 prompt_cache_mb: int = PROMPT_CACHE_MB):
+                 prompt_cache_mb: int = PROMPT_CACHE_MB, state_dir: Path | None = None):
+        """`state_dir`: where the system prompts' states are kept for the next process (None: not kept)."""
         self.model_path = Path(model_path)
         self.sha256 = sha256
         self.n_ctx = n_ctx
@@ -180,6 +181,8 @@ class LlamaGenerator(Generator):
         self._states = PromptStates(prompt_cache_mb * 2 ** 20)  # after prompt prefixes read before
         self._leanings: OrderedDict[str, tuple[int, float]] = OrderedDict()  # yes/no prompt -> (tokens, leaning)
         self._template = None  # the model's chat template, formatter once read (False: it has none)
+        self.state_dir = state_dir
+        self._state_files: StateFiles | None = None
 
     @property
     def model_id(self) -> str:
@@ -273,6 +276,12 @@ class LlamaGenerator(Generator):
         llm = self._llm
         segments = self._prompt_segments(messages)
         tokens = [t for segment in segments for t in segment]
+        # The system message's state is kept for good, in memory and on disk: every call of its kind reads it.
+        system = messages[0]["role"] == "system" and len(segments) > 1
+        if system and segments[0] not in self._states and self._system_state_files():
+            kept = self._state_files.load(segments[0])
+            if kept is not None:
+                self._states.put(segments[0], kept, pin=True)
         saved = self._states.longest(segments)
         start, cached = 0, 0
         if saved:
@@ -284,10 +293,17 @@ class LlamaGenerator(Generator):
         for number in range(start, len(segments)):
             llm.eval(segments[number])
             if number < len(segments) - 1:
-                # The system message's state is kept for good: every call of its kind reads it.
-                system = number == 0 and messages[0]["role"] == "system"
-                self._states.put(tokens[:llm.n_tokens], self._save_state(), pin=system)
+                state = self._save_state()
+                self._states.put(tokens[:llm.n_tokens], state, pin=system and number == 0)
+                if system and number == 0 and self._system_state_files():
+                    self._state_files.save(segments[0], state)
         return len(tokens), cached
+
+    def _system_state_files(self) -> StateFiles | None:
+        if self._state_files is None and self.state_dir is not None:
+            identity = {"model": self.model_id, "runtime": self.runtime, "n_ctx": self.n_ctx}
+            self._state_files = StateFiles(Path(self.state_dir) / self.sha256[:16], identity)
+        return self._state_files
 
     def forget_prompts(self) -> None:
         """Drop the saved states of earlier prompts (not the system prompts') and the leanings

@@ -39,11 +39,13 @@ def make_generator(path: str | None = None, progress: Callable[[int, int], None]
 
         return ServerGenerator(server.urls, server.model, server.api_key, server.timeout)
     model_path = resolve_model_path(path, progress)
-    return LlamaGenerator(model_path, cached_sha256(model_path), prompt_cache_mb=prompt_cache_mb())
+    return LlamaGenerator(model_path, cached_sha256(model_path), prompt_cache_mb=prompt_cache_mb(),
+                          state_dir=rag_home() / "states")
 
 
 def prompt_cache_mb() -> int:
-    """$RAG_PROMPT_CACHE_MB, the memory kept for prompt states read before (0: none), else the default."""
+    """$RAG_PROMPT_CACHE_MB, the memory kept for prompt states read before (0: only the system
+    prompts'), else the default."""
     value = os.environ.get("RAG_PROMPT_CACHE_MB", "").strip()
     if not value:
         return PROMPT_CACHE_MB

@@ -1,6 +1,9 @@
-"""The store of saved prompt states: longest prefix, least recently used out, pinned states kept."""
+"""The store of saved prompt states: longest prefix, least recently used out, pinned states kept;
+system prompts' states on disk for the next process."""
 
-from rag.promptcache import PromptStates
+import os
+
+from rag.promptcache import PromptStates, StateFiles
 
 
 def test_the_longest_saved_prefix_is_found_and_the_last_segment_always_left_to_read():
@@ -50,3 +53,45 @@ def test_the_prompt_cache_size_comes_from_the_environment_or_is_refused_in_one_l
     monkeypatch.setenv("RAG_PROMPT_CACHE_MB", "lots")
     with pytest.raises(RagError, match="whole number of megabytes"):
         prompt_cache_mb()
+
+
+IDENTITY = {"model": "qwen.gguf@abc", "runtime": "llama-cpp-python 0.3.36 (AVX2)", "n_ctx": 4096}
+
+
+def test_state_files_are_read_back_only_for_the_same_model_build_context_and_tokens(tmp_path):
+    files = StateFiles(tmp_path, IDENTITY)
+    files.save([1, 2, 3], b"\x00state\n")
+    assert files.load([1, 2, 3]) == b"\x00state\n"
+    assert files.load([1, 2]) is None
+    for changed in ({"model": "other.gguf@def"}, {"runtime": "llama-cpp-python 0.3.36 (AVX512)"}, {"n_ctx": 2048}):
+        assert StateFiles(tmp_path, {**IDENTITY, **changed}).load([1, 2, 3]) is None
+    (path,) = tmp_path.glob("*.state")
+    assert path.read_bytes().startswith(b'{"format": "rag-prompt-state"')
+
+
+def test_a_damaged_state_file_is_not_used_and_an_unwritable_folder_is_no_error(tmp_path):
+    files = StateFiles(tmp_path, IDENTITY)
+    files.save([7], b"state")
+    (path,) = tmp_path.glob("*.state")
+    path.write_bytes(path.read_bytes()[:20])  # torn: the header cut short
+    assert files.load([7]) is None
+    path.write_bytes(b"")
+    assert files.load([7]) is None
+    files.save([7], b"state")
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1  # a bit of the state flipped
+    path.write_bytes(bytes(data))
+    assert files.load([7]) is None
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("")
+    StateFiles(blocked / "states", IDENTITY).save([7], b"state")  # nothing kept, nothing raised
+    assert StateFiles(blocked / "states", IDENTITY).load([7]) is None
+
+
+def test_only_the_newest_state_files_are_kept(tmp_path):
+    files = StateFiles(tmp_path, IDENTITY, keep=3)
+    for n in range(5):
+        files.save([n], b"state")
+        newest = tmp_path / files._path([n]).name
+        os.utime(newest, (1000 + n, 1000 + n))  # mtimes a second apart, whatever the file system's resolution
+    assert [files.load([n]) for n in range(5)] == [None, None, b"state", b"state", b"state"]

@@ -274,6 +274,27 @@ def test_sources_read_for_one_question_are_reused_by_the_next_with_the_same_answ
     assert (again.prompt, again.cached) == (0, sum(len(s) for s in model._prompt_segments(check)))
 
 
+def test_a_new_process_starts_from_the_system_prompt_state_kept_on_disk(answerer, tmp_path):
+    """A second generator, as in a new `rag ask` process, restores the system prompt's state the
+    first one kept on disk instead of reading it again, and replies the same bit for bit."""
+    from rag.generation import LlamaGenerator
+
+    model = answerer.generator
+    messages = [{"role": "system", "content": "You answer questions in one word."},
+                {"role": "user", "content": "Which city is the capital of France?"}]
+    first = LlamaGenerator(model.model_path, model.sha256, state_dir=tmp_path)
+    with metered() as reading:
+        replied = first.generate(messages, max_tokens=8)
+    system_tokens = len(first._prompt_segments(messages)[0])
+    assert reading.cached == 0 and len(list(tmp_path.rglob("*.state"))) == 1
+    del first
+    second = LlamaGenerator(model.model_path, model.sha256, state_dir=tmp_path)
+    with metered() as restoring:
+        again = second.generate(messages, max_tokens=8)
+    assert (restoring.cached, restoring.prompt) == (system_tokens, reading.prompt - system_tokens)
+    assert (again.text, again.probability) == (replied.text, replied.probability)
+
+
 def test_piped_chat_understands_a_follow_up(seeds_index):
     """Questions piped one per line: plain text, the follow-up rewritten before retrieval and answered."""
     import subprocess
