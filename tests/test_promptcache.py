@@ -92,6 +92,5 @@ def test_only_the_newest_state_files_are_kept(tmp_path):
     files = StateFiles(tmp_path, IDENTITY, keep=3)
     for n in range(5):
         files.save([n], b"state")
-        newest = tmp_path / files._path([n]).name
-        os.utime(newest, (1000 + n, 1000 + n))  # mtimes a second apart, whatever the file system's resolution
+        os.utime(files._path([n]), (1000 + n, 1000 + n))  # mtimes a second apart, whatever the file system's resolution
     assert [files.load([n]) for n in range(5)] == [None, None, b"state", b"state", b"state"]
