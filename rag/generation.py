@@ -278,10 +278,9 @@ class LlamaGenerator(Generator):
         tokens = [t for segment in segments for t in segment]
         # The system message's state is kept for good, in memory and on disk: every call of its kind reads it.
         system = messages[0]["role"] == "system" and len(segments) > 1
-        if system and segments[0] not in self._states and self._system_state_files():
-            kept = self._state_files.load(segments[0])
-            if kept is not None:
-                self._states.put(segments[0], kept, pin=True)
+        files = self._system_state_files() if system else None
+        if files and segments[0] not in self._states and (kept := files.load(segments[0])) is not None:
+            self._states.put(segments[0], kept, pin=True)
         saved = self._states.longest(segments)
         start, cached = 0, 0
         if saved:
@@ -295,8 +294,8 @@ class LlamaGenerator(Generator):
             if number < len(segments) - 1:
                 state = self._save_state()
                 self._states.put(tokens[:llm.n_tokens], state, pin=system and number == 0)
-                if system and number == 0 and self._system_state_files():
-                    self._state_files.save(segments[0], state)
+                if files and number == 0:
+                    files.save(segments[0], state)
         return len(tokens), cached
 
     def _system_state_files(self) -> StateFiles | None:

@@ -50,7 +50,8 @@ def prompt_cache_mb() -> int:
     if not value:
         return PROMPT_CACHE_MB
     if not value.isdigit():
-        raise RagError(f"RAG_PROMPT_CACHE_MB must be a whole number of megabytes (0 keeps none), not {value!r}")
+        raise RagError(f"RAG_PROMPT_CACHE_MB must be a whole number of megabytes (0: only the system prompts' "
+                       f"states), not {value!r}")
     return int(value)
 
 
