@@ -1,8 +1,8 @@
 """rag: offline question answering over German news articles with checked citations.
 
-The pipeline is one module per stage: documents -> chunking -> embedding -> index ->
-retrieval -> generation -> citations, with evaluation on top. The CLI (cli.py) is a thin
-layer over these library calls.
+The subpackages are layers, each importing only those below it (docs/architecture.md):
+text -> models -> store -> search -> answer -> quality -> app. `errors` and `fileio` are shared
+ground for all of them.
 """
 
 __version__ = "0.1.0"

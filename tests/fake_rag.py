@@ -12,8 +12,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fakes import FakeEmbedder, SlowGenerator  # noqa: E402
-from rag import pipeline  # noqa: E402
-from rag.cli import app  # noqa: E402
+from rag.app import pipeline  # noqa: E402
+from rag.app.cli import app  # noqa: E402
 
 if __name__ == "__main__":  # only then: pytest imports this file too, looking for doctests
     generator = SlowGenerator(os.environ.get("FAKE_REPLY", "Mehr als 20 Abkommen [1]."),

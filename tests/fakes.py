@@ -8,8 +8,8 @@ from typing import Callable
 
 import numpy as np
 
-from rag.embedding import Embedder
-from rag.generation import Generation, Generator, record_usage
+from rag.models.embedding import Embedder
+from rag.models.generation import Generation, Generator, record_usage
 
 
 class FakeEmbedder(Embedder):
@@ -127,7 +127,7 @@ def assert_postings_consistent(database) -> None:
     live chunk is listed under each of its terms (a check of index.py's postings and terms tables)."""
     from collections import Counter
 
-    from rag.lexical import chunk_terms, decode_postings
+    from rag.text.lexical import chunk_terms, decode_postings
 
     live = dict(database.execute("SELECT id, text FROM chunks"))
     listed: dict[str, set] = {}

@@ -4,13 +4,13 @@ import pytest
 
 from conftest import AGREEMENTS_DOC, VISIT_DOC
 from fakes import FakeEmbedder, FakeGenerator
-from rag.answering import (SHORTEN_SYSTEM_PROMPT, SUPPORT_SYSTEM_PROMPT, AnswerSettings, QuestionAnswerer,
+from rag.answer.answering import (SHORTEN_SYSTEM_PROMPT, SUPPORT_SYSTEM_PROMPT, AnswerSettings, QuestionAnswerer,
                            addresses_the_model, build_messages, clean_source_text)
-from rag.chunking import ChunkerSettings
-from rag.citations import strip_markers
-from rag.index import build_index, open_index
-from rag.retrieval import RetrievalSettings, Retriever
-from rag.shaping import direct_part
+from rag.text.chunking import ChunkerSettings
+from rag.text.markers import strip_markers
+from rag.store.sqlite.index import build_index, open_index
+from rag.search.retrieval import RetrievalSettings, Retriever
+from rag.answer.shaping import direct_part
 
 
 def make_answerer(seeds, tmp_path, generator, k=4, mode="hybrid", prompt_sources=3):
@@ -425,8 +425,8 @@ def test_tokens_count_every_model_call_of_the_question_by_purpose(seeds, tmp_pat
 
 
 def test_a_withdrawn_answer_counts_its_second_try_and_a_translation_counts_as_one(seeds, tmp_path):
-    from rag.generation import metered
-    from rag.translation import QueryTranslator
+    from rag.models.generation import metered
+    from rag.models.translation import QueryTranslator
 
     answerer = make_answerer(seeds, tmp_path, FakeGenerator("Mehr als 20 Abkommen [1].", support=0.1))
     calls = answerer.ask("Wie viele Kooperationsabkommen unterzeichneten beide Seiten?").usage.calls
@@ -437,8 +437,8 @@ def test_a_withdrawn_answer_counts_its_second_try_and_a_translation_counts_as_on
 
 
 def test_the_speed_bench_reports_model_work_and_the_ratio_to_the_bare_model(seeds, tmp_path):
-    from rag.evaluation import EvalQuestion
-    from rag.speedbench import run_speed_bench
+    from rag.quality.evaluation import EvalQuestion
+    from rag.quality.speedbench import run_speed_bench
 
     answerer = make_answerer(seeds, tmp_path, FakeGenerator("Mehr als 20 Abkommen [1].", support=0.9))
     questions = [EvalQuestion(id=f"q{n}", question="Wie viele Kooperationsabkommen unterzeichneten beide Seiten?",
@@ -461,8 +461,8 @@ def test_the_speed_bench_reports_model_work_and_the_ratio_to_the_bare_model(seed
 
 
 def test_an_isolated_speed_bench_makes_each_question_read_its_prompts_anew(seeds, tmp_path):
-    from rag.evaluation import EvalQuestion
-    from rag.speedbench import run_speed_bench
+    from rag.quality.evaluation import EvalQuestion
+    from rag.quality.speedbench import run_speed_bench
 
     class Forgetful(FakeGenerator):
         forgotten = 0

@@ -3,10 +3,10 @@ import json
 import pytest
 from fakes import FakeEmbedder, FakeGenerator
 
-from rag.chunking import ChunkerSettings
-from rag.bench import answer_benchmark, load_xquad, read_results
+from rag.text.chunking import ChunkerSettings
+from rag.quality.xquad import answer_benchmark, load_xquad, read_results
 from rag.errors import RagError
-from rag.pipeline import answerer_for
+from rag.app.pipeline import answerer_for
 
 PARAGRAPHS = [
     "Die Stadt Ulm liegt an der Donau. Das Ulmer Münster hat den höchsten Kirchturm der Welt mit 161 Metern.",
@@ -96,7 +96,7 @@ def test_results_of_another_setup_are_refused(xquad, tmp_path):
 
 
 def test_the_index_benchmark_measures_every_operation_at_each_size(xquad):
-    from rag.indexbench import run_index_bench
+    from rag.quality.indexbench import run_index_bench
 
     paragraphs = list(xquad.paragraphs.values())
     rows = run_index_bench([20, 60], paragraphs, [q.question["de"] for q in xquad.questions])

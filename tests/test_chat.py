@@ -5,10 +5,10 @@ from typer.testing import CliRunner
 
 from conftest import VISIT_DOC
 from fakes import FakeEmbedder, FakeGenerator
-from rag import pipeline
-from rag.answering import SYSTEM_PROMPT
-from rag.chat import ChatSession
-from rag.cli import app
+from rag.app import pipeline
+from rag.answer.answering import SYSTEM_PROMPT
+from rag.app.chat import ChatSession
+from rag.app.cli import app
 from test_answering import make_answerer
 
 

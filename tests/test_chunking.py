@@ -1,8 +1,8 @@
 import pytest
 
 from fakes import FakeEmbedder
-from rag.chunking import ChunkerSettings, chunk_document, split_sentences
-from rag.documents import Document, load_documents
+from rag.text.chunking import ChunkerSettings, chunk_document, split_sentences
+from rag.text.documents import Document, load_documents
 
 
 @pytest.mark.parametrize("text, expected", [

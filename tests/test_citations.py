@@ -1,6 +1,7 @@
-from rag.chunking import Chunk
-from rag.citations import cited_numbers, find_quote, resolve_citations
-from rag.documents import Document
+from rag.text.chunking import Chunk
+from rag.answer.citations import find_quote, resolve_citations
+from rag.text.markers import cited_numbers
+from rag.text.documents import Document
 
 TEXT = ("Die Präsidenten trafen sich in Peking. Beide Seiten unterzeichneten mehr als 20 Abkommen.\n"
         "Putin lud Xi im Frühling nach Moskau ein.")

@@ -6,8 +6,8 @@ from typer.testing import CliRunner
 
 from conftest import AGREEMENTS_DOC, VISIT_DOC
 from fakes import FakeEmbedder, FakeGenerator
-from rag import pipeline
-from rag.cli import app
+from rag.app import pipeline
+from rag.app.cli import app
 
 runner = CliRunner()
 
@@ -182,7 +182,7 @@ def test_index_reports_what_changed_and_remove_takes_ids(fakes, seeds, tmp_path)
     assert removed.exit_code == 0 and re.match(r"removed 1 document \(1 chunk\) from ", removed.stdout)
     unknown = run("remove", "009_pinguine", "--index", idx)
     assert unknown.exit_code == 2 and "no document '009_pinguine' in the index" in unknown.stderr
-    from rag.index import open_index
+    from rag.store.sqlite.index import open_index
 
     assert open_index(idx).lexical_search("Pinguine Leipzig", 5) == []
 
@@ -202,7 +202,7 @@ def test_index_skips_bad_files_with_reasons_and_indexes_the_rest(fakes, seeds, t
 
 
 def test_a_second_writer_with_no_wait_fails_in_one_line(fakes, seeds, tmp_path):
-    from rag.locking import writer_lock
+    from rag.store.locking import writer_lock
 
     run("index", seeds, "--index", tmp_path / "idx")
     with writer_lock(tmp_path / "idx"):
@@ -231,6 +231,6 @@ def test_ctrl_c_while_embedding_leaves_the_index_as_it_was(monkeypatch, fakes, s
     (seeds / "009_pinguine.txt").write_text("Der Zoo von Leipzig bekam drei Pinguine.", encoding="utf-8")
     result = run("index", seeds, "--index", tmp_path / "idx")
     assert result.exit_code == 130 and "interrupted: the index at" in result.stderr
-    from rag.index import open_index
+    from rag.store.sqlite.index import open_index
 
     assert "009_pinguine" not in open_index(tmp_path / "idx").documents

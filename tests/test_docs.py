@@ -7,7 +7,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from rag.cli import app
+from rag.app.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from conftest import AGREEMENTS_DOC, VISIT_DOC
-from rag.documents import clean_article, load_documents
+from rag.text.documents import clean_article, load_documents
 
 
 def test_seed_articles_lose_page_furniture_but_keep_sentences(seeds):
@@ -68,7 +68,7 @@ EXPECTED_NOTES = {"windows": ("Grüße aus Köln: Straßenbahn", "read as Window
 
 def load_as_unprivileged_user(folder: Path) -> dict:
     """load_documents in a process that file permissions apply to (root reads a file of mode 000)."""
-    script = ("import json, os, sys; from pathlib import Path; from rag.documents import load_documents; "
+    script = ("import json, os, sys; from pathlib import Path; from rag.text.documents import load_documents; "
               "import encodings.utf_8_sig, encodings.utf_16, encodings.cp1252; "  # codecs load lazily
               "os.geteuid() == 0 and os.setuid(65534); "  # after the imports: the interpreter lives under /root
               "r = load_documents([Path(sys.argv[1])]); "

@@ -4,9 +4,9 @@ import pytest
 from typer.testing import CliRunner
 
 from fakes import FakeEmbedder, FakeGenerator
-from rag import pipeline
-from rag.cli import app
-from rag.evaluation import (EvalQuestion, answer_is_correct, compare_with_baseline, load_eval_set,
+from rag.app import pipeline
+from rag.app.cli import app
+from rag.quality.evaluation import (EvalQuestion, answer_is_correct, compare_with_baseline, load_eval_set,
                             number_matches, numbers_with_qualifiers, runtime_note, score_question, settings_note,
                             token_f1, without_timings)
 from conftest import ROOT

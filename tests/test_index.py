@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from fakes import FakeEmbedder, assert_postings_consistent
-from rag.chunking import ChunkerSettings
+from rag.text.chunking import ChunkerSettings
 from rag.errors import IndexMismatchError, RagError
-from rag.index import DATABASE, build_index, open_index, remove_documents
-from rag.locking import IndexBusyError, writer_lock
-from rag.retrieval import Retriever, RetrievalSettings
+from rag.store.sqlite.index import DATABASE, build_index, open_index, remove_documents
+from rag.store.locking import IndexBusyError, writer_lock
+from rag.search.retrieval import Retriever, RetrievalSettings
 
 SETTINGS = ChunkerSettings(max_tokens=48, overlap_tokens=8)
 PENGUINS = "date 2025-10-01\nDer Zoo von Leipzig bekam drei Pinguine aus Chile. Die Pinguine heißen Kurt, Emma und Lotte.\n"
@@ -173,8 +173,8 @@ def test_no_usable_article_is_an_error(tmp_path):
 
 def write_old_format_index(seeds, index_dir):
     """An index as rag wrote it before format 2: JSON files and dense.faiss in a generation folder."""
-    from rag.chunking import chunk_document
-    from rag.documents import load_documents
+    from rag.text.chunking import chunk_document
+    from rag.text.documents import load_documents
 
     embedder = FakeEmbedder()
     docs = load_documents([seeds]).documents
@@ -222,7 +222,7 @@ def test_a_second_writer_waits_or_fails_with_no_wait(seeds, tmp_path):
 
 
 def test_a_term_added_by_many_commits_is_merged_and_removed_chunks_leave_its_postings(seeds, tmp_path):
-    from rag.index import MERGE_SEGMENTS
+    from rag.store.sqlite.index import MERGE_SEGMENTS
 
     build_index([seeds], tmp_path / "idx", FakeEmbedder(), SETTINGS)
     database = sqlite3.connect(tmp_path / "idx" / DATABASE, isolation_level=None)

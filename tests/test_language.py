@@ -1,6 +1,6 @@
 import pytest
 
-from rag.language import detect_language
+from rag.text.language import detect_language
 
 
 @pytest.mark.parametrize("question", [

@@ -4,7 +4,7 @@ import os
 import pytest
 
 from rag.errors import RagError
-from rag.models import ChunkedModel, assemble_chunked_model, resolve_embedder_path, resolve_model_path
+from rag.models.packages import ChunkedModel, assemble_chunked_model, resolve_embedder_path, resolve_model_path
 
 PARTS = [b"GGUF" + b"a" * 1000, b"b" * 777, b"c" * 5]
 WHOLE = b"".join(PARTS)

@@ -1,6 +1,6 @@
 import pytest
 
-from rag.numbers import restore_qualifiers, spell_as_sources_do
+from rag.text.numbers import restore_qualifiers, spell_as_sources_do
 
 QUOTE = "Demnach unterzeichneten beide Seiten mehr als 20 Kooperationsabkommen."
 

@@ -3,7 +3,7 @@ system prompts' states on disk for the next process."""
 
 import os
 
-from rag.promptcache import PromptStates, StateFiles
+from rag.models.promptcache import PromptStates, StateFiles
 
 
 def test_the_longest_saved_prefix_is_found_and_the_last_segment_always_left_to_read():
@@ -43,8 +43,8 @@ def test_the_prompt_cache_size_comes_from_the_environment_or_is_refused_in_one_l
     import pytest
 
     from rag.errors import RagError
-    from rag.generation import PROMPT_CACHE_MB
-    from rag.pipeline import prompt_cache_mb
+    from rag.models.generation import PROMPT_CACHE_MB
+    from rag.app.pipeline import prompt_cache_mb
 
     monkeypatch.delenv("RAG_PROMPT_CACHE_MB", raising=False)
     assert prompt_cache_mb() == PROMPT_CACHE_MB

@@ -5,10 +5,10 @@ import os
 import pytest
 
 from conftest import AGREEMENTS_DOC, SEEDS, VISIT_DOC
-from rag import pipeline
-from rag.citations import strip_markers
-from rag.generation import metered
-from rag.index import build_index, open_index
+from rag.app import pipeline
+from rag.text.markers import strip_markers
+from rag.models.generation import metered
+from rag.store.sqlite.index import build_index, open_index
 
 pytestmark = pytest.mark.model
 
@@ -120,7 +120,7 @@ def test_evaluation_gate_passes_against_the_committed_baseline(tmp_path):
     from typer.testing import CliRunner
 
     from conftest import ROOT
-    from rag.cli import app
+    from rag.app.cli import app
 
     runner = CliRunner()
     index_dir = tmp_path / "seeds-index"
@@ -138,7 +138,7 @@ def test_evaluation_gate_fails_with_a_broken_retriever(tmp_path):
     from typer.testing import CliRunner
 
     from conftest import ROOT
-    from rag.cli import app
+    from rag.app.cli import app
 
     runner = CliRunner()
     index_dir = tmp_path / "seeds-index"
@@ -214,7 +214,7 @@ def test_a_stop_request_ends_prompt_processing_at_once_and_the_model_answers_as_
 
 def test_our_decoding_loop_answers_as_llama_cpp_does_and_branches_at_the_first_token(answerer):
     """The greedy reply is llama-cpp's own chat completion's; each alternative is a reply of its own."""
-    from rag.answering import build_messages
+    from rag.answer.answering import build_messages
 
     model = answerer.generator
     question = "Since when have the relations of both countries deepened?"
@@ -244,7 +244,7 @@ def test_our_decoding_loop_answers_as_llama_cpp_does_and_branches_at_the_first_t
 def test_sources_read_for_one_question_are_reused_by_the_next_with_the_same_answers(answerer):
     """A prompt that begins with the sources of an earlier one reads only what follows them, and
     the model's replies and leanings are the same bit for bit as when it reads everything."""
-    from rag.answering import build_messages, support_messages
+    from rag.answer.answering import build_messages, support_messages
 
     model = answerer.generator
     first, second = "How many agreements were signed?", "In which areas were agreements signed?"
@@ -277,7 +277,7 @@ def test_sources_read_for_one_question_are_reused_by_the_next_with_the_same_answ
 def test_a_new_process_starts_from_the_system_prompt_state_kept_on_disk(answerer, tmp_path):
     """A second generator, as in a new `rag ask` process, restores the system prompt's state the
     first one kept on disk instead of reading it again, and replies the same bit for bit."""
-    from rag.generation import LlamaGenerator
+    from rag.models.generation import LlamaGenerator
 
     model = answerer.generator
     messages = [{"role": "system", "content": "You answer questions in one word."},
@@ -329,7 +329,7 @@ def test_the_default_embedder_matches_english_questions_to_german_passages():
 
 
 def test_the_bare_model_speed_is_measured_without_changing_later_answers(answerer):
-    from rag.speedbench import bare_rates
+    from rag.quality.speedbench import bare_rates
 
     model = answerer.generator
     short = [{"role": "system", "content": "Answer in one word."}, {"role": "user", "content": "Capital of France?"}]

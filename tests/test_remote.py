@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 from conftest import free_port
 from fakes import FakeEmbedder
-from rag import pipeline
-from rag.cli import app
+from rag.app import pipeline
+from rag.app.cli import app
 from rag.errors import RagError
-from rag.remote import ServerGenerator
+from rag.models.remote import ServerGenerator
 
 QUESTION = [{"role": "user", "content": "Wohin lud Putin Xi ein?"}]
 

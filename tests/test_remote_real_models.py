@@ -13,11 +13,11 @@ import httpx
 import pytest
 
 from conftest import AGREEMENTS_DOC, SEEDS, free_port
-from rag import pipeline
+from rag.app import pipeline
 from rag.errors import RagError
-from rag.index import build_index
-from rag.models import resolve_model_path
-from rag.remote import ServerGenerator
+from rag.store.sqlite.index import build_index
+from rag.models.packages import resolve_model_path
+from rag.models.remote import ServerGenerator
 
 pytestmark = pytest.mark.model
 KEY = "test-key"

@@ -17,12 +17,12 @@ from typer.testing import CliRunner
 
 from conftest import AGREEMENTS_DOC, VISIT_DOC, wait_until_healthy
 from fakes import FakeEmbedder, SlowGenerator
-from rag.chat import REWRITE_SYSTEM
-from rag.cli import app as cli_app
-from rag.index import build_index
-from rag.loadtest import run_load
-from rag.server import ServerSettings, create_app
-from rag.service import AnswerService
+from rag.app.chat import REWRITE_SYSTEM
+from rag.app.cli import app as cli_app
+from rag.store.sqlite.index import build_index
+from rag.quality.loadtest import run_load
+from rag.app.http.server import ServerSettings, create_app
+from rag.app.service import AnswerService
 
 QUESTION = "Wie viele Kooperationsabkommen unterzeichneten beide Seiten?"
 REPLY = "Mehr als 20 Abkommen [1]."

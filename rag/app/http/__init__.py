@@ -1,0 +1,1 @@
+"""`rag serve`'s HTTP layer: FastAPI routers over `app.service.AnswerService`."""

@@ -1,0 +1,189 @@
+"""`rag bench index`: what building, adding, removing, opening and searching cost as an index grows.
+
+Articles are made from the XQuAD development paragraphs (German): each has five paragraphs,
+each paragraph varied by an archive-number sentence, so that 100,000 chunks hold realistic text
+for BM25. Vectors come from `RandomEmbedder` (unit vectors with E5's dimension, drawn from a
+hash of the text): the real embedder's speed (~13 chunks/s on 2 cores) is measured on its own,
+and would otherwise be all a build measures.
+
+Every operation runs as `rag index` and `rag remove` run it (`build_index`, `remove_documents`).
+Opening and searching are measured in a fresh process, so that its resident memory is the
+index's alone:
+
+    python -m rag.quality.indexbench probe INDEX_DIR QUESTIONS_JSON
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from rag.text.chunking import ChunkerSettings
+from rag.models.embedding import Embedder
+from rag.store.sqlite.index import DATABASE, build_index, open_index, remove_documents
+from rag.search.retrieval import Retriever, RetrievalSettings
+
+PARAGRAPHS_PER_ARTICLE = 5
+REPEATS = 5  # add-one and remove-one are timed this many times; the median is reported
+QUERIES = 200
+
+
+class RandomEmbedder(Embedder):
+    """A unit vector per text, drawn from its sha256: the same text always gets the same vector.
+
+    >>> e = RandomEmbedder()
+    >>> v = e.embed(["a", "b", "a"])
+    >>> v.shape, bool(np.allclose(v[0], v[2])), round(float(np.linalg.norm(v[1])), 3)
+    ((3, 384), True, 1.0)
+    """
+
+    model_id = "random-unit-vectors@384"
+    dimension = 384
+    max_tokens = 512
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        rows = [np.random.default_rng(int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "little"))
+                .standard_normal(self.dimension) for t in texts]
+        vectors = np.asarray(rows, dtype=np.float32).reshape(len(texts), self.dimension)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-9)
+
+
+def article(paragraphs: list[str], number: int) -> str:
+    """Article `number`: five paragraphs of the set in turn, each with its own archive number."""
+    picked = [paragraphs[(number * PARAGRAPHS_PER_ARTICLE + j) % len(paragraphs)] for j in range(PARAGRAPHS_PER_ARTICLE)]
+    return "\n\n".join(f"{p} Archivnummer {number}-{j}." for j, p in enumerate(picked))
+
+
+def write_articles(folder: Path, paragraphs: list[str], first: int, count: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number in range(first, first + count):
+        path = folder / f"a{number:07d}.txt"
+        path.write_text(article(paragraphs, number), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def disk_bytes(index_dir: Path) -> int:
+    return sum(p.stat().st_size for p in Path(index_dir).iterdir() if p.is_file())
+
+
+def bench_size(chunks: int, paragraphs: list[str], questions: list[str], work: Path,
+               on_progress: Callable[[str], None] | None = None) -> dict:
+    """Build an index of about `chunks` chunks in `work`, then time each operation on it."""
+    embedder, settings = RandomEmbedder(), ChunkerSettings()
+    per_article = _chunks_per_article(paragraphs, embedder, settings)
+    articles = max(1, round(chunks / per_article))
+    folder, index_dir = work / "articles", work / "index"
+    write_articles(folder, paragraphs, 0, articles)
+    started = time.perf_counter()
+    report = build_index([folder], index_dir, embedder, settings)
+    build_seconds = time.perf_counter() - started
+    if on_progress:
+        on_progress(f"{report.chunks} chunks: built in {build_seconds:.1f} s")
+    extra = work / "extra"
+    add, remove = [], []
+    for n, path in enumerate(write_articles(extra, paragraphs, articles + 1, REPEATS)):
+        started = time.perf_counter()
+        build_index([path], index_dir, embedder, settings, add_only=True)
+        add.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        remove_documents(index_dir, [f"a{n:07d}"])  # an article of the original build
+        remove.append(time.perf_counter() - started)
+    _checkpoint(index_dir)
+    probe = _probe_in_new_process(index_dir, questions)
+    vector_bytes = probe["chunks"] * embedder.dimension * 4
+    return {"chunks": probe["chunks"], "documents": probe["documents"], "build_seconds": build_seconds,
+            "add_one_seconds": statistics.median(add), "remove_one_seconds": statistics.median(remove),
+            "open_seconds": probe["open_seconds"], "query_ms": probe["query_ms"],
+            "disk_bytes": disk_bytes(index_dir), "vector_bytes": vector_bytes,
+            "resident_bytes": probe["resident_bytes"], "resident_per_vector_byte": probe["resident_bytes"] / vector_bytes}
+
+
+def _chunks_per_article(paragraphs: list[str], embedder: Embedder, settings: ChunkerSettings) -> float:
+    from rag.text.chunking import chunk_document
+    from rag.text.documents import Document
+
+    sample = [chunk_document(Document(f"s{n}", article(paragraphs, n), "", ""), embedder.count_tokens, settings)
+              for n in range(20)]
+    return sum(map(len, sample)) / len(sample)
+
+
+def _checkpoint(index_dir: Path) -> None:
+    """Fold the write-ahead log into the database, so that the bytes on disk are the index's."""
+    import sqlite3
+
+    conn = sqlite3.connect(index_dir / DATABASE)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+
+def _probe_in_new_process(index_dir: Path, questions: list[str]) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(questions, f)
+    try:
+        done = subprocess.run([sys.executable, "-m", "rag.quality.indexbench", "probe", str(index_dir), f.name],
+                              capture_output=True, text=True, timeout=600)
+    finally:
+        os.unlink(f.name)
+    if done.returncode != 0:
+        raise RuntimeError(f"the probe failed: {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout)
+
+
+def _resident_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def probe(index_dir: Path, questions: list[str]) -> dict:
+    """Open the index and search it: seconds to open, resident bytes it added, query latencies."""
+    import faiss  # noqa: F401  (imported before measuring: the library's own memory is not the index's)
+
+    embedder = RandomEmbedder()
+    embedder.embed(["warm"])
+    before = _resident_bytes()
+    started = time.perf_counter()
+    index = open_index(index_dir, embedder.model_id)
+    open_seconds = time.perf_counter() - started
+    resident = _resident_bytes() - before
+    retriever = Retriever(index, embedder, RetrievalSettings(k=5))
+    queries = (questions * (QUERIES // max(len(questions), 1) + 1))[:QUERIES]
+    latencies: dict[str, list[float]] = {"dense": [], "lexical": [], "hybrid": []}
+    for query in queries:
+        vector = embedder.embed_query([query])[0]
+        for mode, run in (("dense", lambda: index.dense_search(vector, 50)),
+                          ("lexical", lambda: index.lexical_search(query, 50)),
+                          ("hybrid", lambda: retriever.search(query))):
+            started = time.perf_counter()
+            run()
+            latencies[mode].append((time.perf_counter() - started) * 1000)
+    return {"chunks": index.chunk_count, "documents": len(index.documents), "open_seconds": open_seconds,
+            "resident_bytes": resident,
+            "query_ms": {mode: {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95))}
+                         for mode, v in latencies.items()}}
+
+
+def run_index_bench(sizes: list[int], paragraphs: list[str], questions: list[str],
+                    on_progress: Callable[[str], None] | None = None) -> list[dict]:
+    rows = []
+    for size in sizes:
+        with tempfile.TemporaryDirectory(prefix="rag-bench-index-") as tmp:
+            rows.append(bench_size(size, paragraphs, questions, Path(tmp), on_progress))
+    return rows
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["probe"]:
+    print(json.dumps(probe(Path(sys.argv[2]), json.loads(Path(sys.argv[3]).read_text()))))

@@ -1,0 +1,1 @@
+"""Search: dense, lexical and fused retrieval over a store. Imports store, models and text."""
