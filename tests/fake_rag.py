@@ -12,6 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fakes import FakeEmbedder, SlowGenerator  # noqa: E402
+
 from rag.app import pipeline  # noqa: E402
 from rag.app.cli import app  # noqa: E402
 

@@ -19,8 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fakes import FakeEmbedder  # noqa: E402
+
+from rag.store.sqlite import build_index, remove_documents  # noqa: E402
 from rag.text.chunking import ChunkerSettings  # noqa: E402
-from rag.store.sqlite.index import build_index, remove_documents  # noqa: E402
 
 SETTINGS = ChunkerSettings(max_tokens=48, overlap_tokens=8)
 

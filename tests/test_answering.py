@@ -1,16 +1,23 @@
 from dataclasses import replace
 
 import pytest
-
 from conftest import AGREEMENTS_DOC, VISIT_DOC
 from fakes import FakeEmbedder, FakeGenerator
-from rag.answer.answering import (SHORTEN_SYSTEM_PROMPT, SUPPORT_SYSTEM_PROMPT, AnswerSettings, QuestionAnswerer,
-                           addresses_the_model, build_messages, clean_source_text)
+
+from rag.answer.answering import (
+    SHORTEN_SYSTEM_PROMPT,
+    SUPPORT_SYSTEM_PROMPT,
+    AnswerSettings,
+    QuestionAnswerer,
+    addresses_the_model,
+    build_messages,
+    clean_source_text,
+)
+from rag.answer.shaping import direct_part
+from rag.search.retrieval import RetrievalSettings, Retriever
+from rag.store.sqlite import build_index, open_index
 from rag.text.chunking import ChunkerSettings
 from rag.text.markers import strip_markers
-from rag.store.sqlite.index import build_index, open_index
-from rag.search.retrieval import RetrievalSettings, Retriever
-from rag.answer.shaping import direct_part
 
 
 def make_answerer(seeds, tmp_path, generator, k=4, mode="hybrid", prompt_sources=3):

@@ -130,3 +130,10 @@ def test_every_module_and_function_fits_one_sitting():
                 if lines > MAX_FUNCTION_LINES:
                     too_long.append(f"{name}.{node.name}: {lines} lines")
     assert not too_long, "\n".join(too_long)
+
+
+def test_the_architecture_document_names_every_layer_and_the_readme_links_it():
+    root = PACKAGE.parent
+    document = (root / "docs/architecture.md").read_text(encoding="utf-8")
+    assert all(f"`rag/{layer}/`" in document for layer in LAYERS)
+    assert "(docs/architecture.md)" in (root / "README.md").read_text(encoding="utf-8")

@@ -3,10 +3,10 @@ import json
 import pytest
 from fakes import FakeEmbedder, FakeGenerator
 
-from rag.text.chunking import ChunkerSettings
-from rag.quality.xquad import answer_benchmark, load_xquad, read_results
-from rag.errors import RagError
 from rag.app.pipeline import answerer_for
+from rag.errors import RagError
+from rag.quality.xquad import answer_benchmark, load_xquad, read_results
+from rag.text.chunking import ChunkerSettings
 
 PARAGRAPHS = [
     "Die Stadt Ulm liegt an der Donau. Das Ulmer Münster hat den höchsten Kirchturm der Welt mit 161 Metern.",

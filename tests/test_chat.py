@@ -1,15 +1,15 @@
 import re
 
 import pytest
-from typer.testing import CliRunner
-
 from conftest import VISIT_DOC
 from fakes import FakeEmbedder, FakeGenerator
-from rag.app import pipeline
+from test_answering import make_answerer
+from typer.testing import CliRunner
+
 from rag.answer.answering import SYSTEM_PROMPT
+from rag.app import pipeline
 from rag.app.chat import ChatSession
 from rag.app.cli import app
-from test_answering import make_answerer
 
 
 def scripted(messages):

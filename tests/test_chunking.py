@@ -1,6 +1,6 @@
 import pytest
-
 from fakes import FakeEmbedder
+
 from rag.text.chunking import ChunkerSettings, chunk_document, split_sentences
 from rag.text.documents import Document, load_documents
 

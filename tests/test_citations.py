@@ -1,7 +1,7 @@
-from rag.text.chunking import Chunk
 from rag.answer.citations import find_quote, resolve_citations
-from rag.text.markers import cited_numbers
+from rag.text.chunking import Chunk
 from rag.text.documents import Document
+from rag.text.markers import cited_numbers
 
 TEXT = ("Die Präsidenten trafen sich in Peking. Beide Seiten unterzeichneten mehr als 20 Abkommen.\n"
         "Putin lud Xi im Frühling nach Moskau ein.")

@@ -2,10 +2,10 @@ import json
 import re
 
 import pytest
-from typer.testing import CliRunner
-
 from conftest import AGREEMENTS_DOC, VISIT_DOC
 from fakes import FakeEmbedder, FakeGenerator
+from typer.testing import CliRunner
+
 from rag.app import pipeline
 from rag.app.cli import app
 
@@ -182,7 +182,7 @@ def test_index_reports_what_changed_and_remove_takes_ids(fakes, seeds, tmp_path)
     assert removed.exit_code == 0 and re.match(r"removed 1 document \(1 chunk\) from ", removed.stdout)
     unknown = run("remove", "009_pinguine", "--index", idx)
     assert unknown.exit_code == 2 and "no document '009_pinguine' in the index" in unknown.stderr
-    from rag.store.sqlite.index import open_index
+    from rag.store.sqlite import open_index
 
     assert open_index(idx).lexical_search("Pinguine Leipzig", 5) == []
 
@@ -231,6 +231,6 @@ def test_ctrl_c_while_embedding_leaves_the_index_as_it_was(monkeypatch, fakes, s
     (seeds / "009_pinguine.txt").write_text("Der Zoo von Leipzig bekam drei Pinguine.", encoding="utf-8")
     result = run("index", seeds, "--index", tmp_path / "idx")
     assert result.exit_code == 130 and "interrupted: the index at" in result.stderr
-    from rag.store.sqlite.index import open_index
+    from rag.store.sqlite import open_index
 
     assert "009_pinguine" not in open_index(tmp_path / "idx").documents

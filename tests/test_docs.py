@@ -34,7 +34,8 @@ def test_the_github_actions_workflow_is_valid_and_runs_the_gate():
 def test_the_readme_is_short_and_links_the_design_documents():
     readme = (ROOT / "README.md").read_text()
     assert len(readme.splitlines()) <= 250
-    for document in ("docs/answering.md", "docs/evaluation.md", "docs/index.md", "docs/ci/github-actions.yml"):
+    for document in ("docs/answering.md", "docs/evaluation.md", "docs/index.md", "docs/architecture.md",
+                     "docs/ci/github-actions.yml"):
         assert f"({document})" in readme, document
         assert (ROOT / document).is_file()
     assert "make test" in readme

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from conftest import AGREEMENTS_DOC, VISIT_DOC
+
 from rag.text.documents import clean_article, load_documents
 
 

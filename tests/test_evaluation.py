@@ -1,15 +1,25 @@
 import json
 
 import pytest
+from conftest import ROOT
+from fakes import FakeEmbedder, FakeGenerator
 from typer.testing import CliRunner
 
-from fakes import FakeEmbedder, FakeGenerator
 from rag.app import pipeline
 from rag.app.cli import app
-from rag.quality.evaluation import (EvalQuestion, answer_is_correct, compare_with_baseline, load_eval_set,
-                            number_matches, numbers_with_qualifiers, runtime_note, score_question, settings_note,
-                            token_f1, without_timings)
-from conftest import ROOT
+from rag.quality.evaluation import (
+    EvalQuestion,
+    answer_is_correct,
+    compare_with_baseline,
+    load_eval_set,
+    number_matches,
+    numbers_with_qualifiers,
+    runtime_note,
+    score_question,
+    settings_note,
+    token_f1,
+    without_timings,
+)
 
 
 @pytest.mark.parametrize("text, value, qualifier, expected", [

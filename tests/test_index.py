@@ -6,13 +6,13 @@ import time
 import faiss
 import numpy as np
 import pytest
-
 from fakes import FakeEmbedder, assert_postings_consistent
-from rag.text.chunking import ChunkerSettings
+
 from rag.errors import IndexMismatchError, RagError
-from rag.store.sqlite.index import DATABASE, build_index, open_index, remove_documents
+from rag.search.retrieval import RetrievalSettings, Retriever
 from rag.store.locking import IndexBusyError, writer_lock
-from rag.search.retrieval import Retriever, RetrievalSettings
+from rag.store.sqlite import DATABASE, build_index, open_index, remove_documents
+from rag.text.chunking import ChunkerSettings
 
 SETTINGS = ChunkerSettings(max_tokens=48, overlap_tokens=8)
 PENGUINS = "date 2025-10-01\nDer Zoo von Leipzig bekam drei Pinguine aus Chile. Die Pinguine heißen Kurt, Emma und Lotte.\n"
@@ -222,7 +222,7 @@ def test_a_second_writer_waits_or_fails_with_no_wait(seeds, tmp_path):
 
 
 def test_a_term_added_by_many_commits_is_merged_and_removed_chunks_leave_its_postings(seeds, tmp_path):
-    from rag.store.sqlite.index import MERGE_SEGMENTS
+    from rag.store.sqlite import MERGE_SEGMENTS
 
     build_index([seeds], tmp_path / "idx", FakeEmbedder(), SETTINGS)
     database = sqlite3.connect(tmp_path / "idx" / DATABASE, isolation_level=None)

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import faiss
-
 from fakes import FakeEmbedder, assert_postings_consistent
 from index_writer_child import SETTINGS, extra_text, marker, read_round
-from rag.store.sqlite.index import DATABASE, build_index, open_index
-from rag.search.retrieval import Retriever, RetrievalSettings
+
+from rag.search.retrieval import RetrievalSettings, Retriever
+from rag.store.sqlite import DATABASE, build_index, open_index
 
 HERE = Path(__file__).parent
 KILLS = int(os.environ.get("RAG_TEST_KILLS", "20"))  # the closing note's 50: RAG_TEST_KILLS=50
@@ -102,7 +102,7 @@ def test_a_full_disk_is_a_clear_error_and_leaves_the_index_as_it_was(seeds, tmp_
         from fakes import FakeEmbedder, assert_postings_consistent
         from index_writer_child import SETTINGS
         from rag.errors import RagError
-        from rag.store.sqlite.index import build_index
+        from rag.store.sqlite import build_index
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
         resource.setrlimit(resource.RLIMIT_FSIZE, ({used} + 200_000, {used} + 200_000))
         try:

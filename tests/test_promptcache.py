@@ -42,9 +42,9 @@ def test_pinned_states_outlive_the_budget_and_forget_but_only_up_to_their_limit(
 def test_the_prompt_cache_size_comes_from_the_environment_or_is_refused_in_one_line(monkeypatch):
     import pytest
 
-    from rag.errors import RagError
-    from rag.models.generation import PROMPT_CACHE_MB
     from rag.app.pipeline import prompt_cache_mb
+    from rag.errors import RagError
+    from rag.models.llama import PROMPT_CACHE_MB
 
     monkeypatch.delenv("RAG_PROMPT_CACHE_MB", raising=False)
     assert prompt_cache_mb() == PROMPT_CACHE_MB

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import ROOT, free_port, wait_until_healthy
 
 pytestmark = pytest.mark.model

@@ -3,12 +3,12 @@
 import os
 
 import pytest
-
 from conftest import AGREEMENTS_DOC, SEEDS, VISIT_DOC
+
 from rag.app import pipeline
-from rag.text.markers import strip_markers
 from rag.models.generation import metered
-from rag.store.sqlite.index import build_index, open_index
+from rag.store.sqlite import build_index, open_index
+from rag.text.markers import strip_markers
 
 pytestmark = pytest.mark.model
 
@@ -117,9 +117,9 @@ def test_planted_instructions_change_no_seed_answer(answerer, tmp_path):
 
 def test_evaluation_gate_passes_against_the_committed_baseline(tmp_path):
     """`rag eval` on the seed set, exactly as CI gates it; the report is written."""
+    from conftest import ROOT
     from typer.testing import CliRunner
 
-    from conftest import ROOT
     from rag.app.cli import app
 
     runner = CliRunner()
@@ -135,9 +135,9 @@ def test_evaluation_gate_passes_against_the_committed_baseline(tmp_path):
 
 def test_evaluation_gate_fails_with_a_broken_retriever(tmp_path):
     """k=0 retrieves nothing, so every answerable question is lost: exit code 1 and the questions named."""
+    from conftest import ROOT
     from typer.testing import CliRunner
 
-    from conftest import ROOT
     from rag.app.cli import app
 
     runner = CliRunner()
@@ -277,7 +277,7 @@ def test_sources_read_for_one_question_are_reused_by_the_next_with_the_same_answ
 def test_a_new_process_starts_from_the_system_prompt_state_kept_on_disk(answerer, tmp_path):
     """A second generator, as in a new `rag ask` process, restores the system prompt's state the
     first one kept on disk instead of reading it again, and replies the same bit for bit."""
-    from rag.models.generation import LlamaGenerator
+    from rag.models.llama import LlamaGenerator
 
     model = answerer.generator
     messages = [{"role": "system", "content": "You answer questions in one word."},

@@ -9,10 +9,10 @@ import threading
 import time
 
 import pytest
-from typer.testing import CliRunner
-
 from conftest import free_port
 from fakes import FakeEmbedder
+from typer.testing import CliRunner
+
 from rag.app import pipeline
 from rag.app.cli import app
 from rag.errors import RagError

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import AGREEMENTS_DOC, SEEDS, free_port
+
 from rag.app import pipeline
 from rag.errors import RagError
-from rag.store.sqlite.index import build_index
 from rag.models.packages import resolve_model_path
 from rag.models.remote import ServerGenerator
+from rag.store.sqlite import build_index
 
 pytestmark = pytest.mark.model
 KEY = "test-key"

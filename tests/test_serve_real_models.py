@@ -9,10 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import AGREEMENTS_DOC, SEEDS, free_port, wait_until_healthy
+
 from rag.app import pipeline
-from rag.store.sqlite.index import build_index
+from rag.store.sqlite import build_index
 
 pytestmark = pytest.mark.model
 QUESTION = "How many agreements were signed?"

@@ -13,16 +13,16 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 import uvicorn
-from typer.testing import CliRunner
-
 from conftest import AGREEMENTS_DOC, VISIT_DOC, wait_until_healthy
 from fakes import FakeEmbedder, SlowGenerator
+from typer.testing import CliRunner
+
 from rag.app.chat import REWRITE_SYSTEM
 from rag.app.cli import app as cli_app
-from rag.store.sqlite.index import build_index
-from rag.quality.loadtest import run_load
 from rag.app.http.server import ServerSettings, create_app
 from rag.app.service import AnswerService
+from rag.quality.loadtest import run_load
+from rag.store.sqlite import build_index
 
 QUESTION = "Wie viele Kooperationsabkommen unterzeichneten beide Seiten?"
 REPLY = "Mehr als 20 Abkommen [1]."

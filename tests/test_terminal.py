@@ -10,9 +10,9 @@ from pathlib import Path
 import pexpect
 import pyte
 import pytest
-
 from fakes import FakeEmbedder
-from rag.store.sqlite.index import build_index
+
+from rag.store.sqlite import build_index
 
 FAKE_RAG = str(Path(__file__).parent / "fake_rag.py")
 QUESTION = "Wie viele Kooperationsabkommen unterzeichneten beide Seiten?"

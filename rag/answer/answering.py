@@ -15,17 +15,24 @@ from typing import Callable
 
 import numpy as np
 
-from rag.text.chunking import Chunk, split_sentences
 from rag.answer.citations import Citation, CitationResult, resolve_citations
-from rag.text.markers import strip_markers
+from rag.answer.shaping import (
+    copied_words,
+    count_alone,
+    direct_part,
+    markers_of,
+    quoted_words,
+    within_source_words,
+    without_restated_question,
+)
 from rag.models.generation import Generation, Generator, ModelUsage, metered, model_call
-from rag.store.sqlite.index import Index
+from rag.search.retrieval import RetrievalResult, RetrievedChunk, Retriever
+from rag.store.base import Store
+from rag.text.chunking import Chunk, split_sentences
 from rag.text.language import LANGUAGE_NAMES, detect_language
 from rag.text.lexical import analyze
+from rag.text.markers import strip_markers
 from rag.text.numbers import restore_qualifiers, spell_as_sources_do, ungrounded_numbers
-from rag.search.retrieval import RetrievalResult, RetrievedChunk, Retriever
-from rag.answer.shaping import (copied_words, count_alone, direct_part, markers_of, quoted_words, within_source_words,
-                      without_restated_question)
 
 ABSTENTION = {
     "en": "The sources do not answer this question.",
@@ -189,7 +196,7 @@ def translate_answer_messages(answer: str, language: str) -> list[dict]:
 class QuestionAnswerer:
     """Answers questions over one index with one retriever and one generator, loaded once."""
 
-    def __init__(self, index: Index, retriever: Retriever, generator: Generator,
+    def __init__(self, index: Store, retriever: Retriever, generator: Generator,
                  settings: AnswerSettings = AnswerSettings(), models: dict | None = None,
                  translate: Callable[[str, str], str] | None = None):
         self.index = index

@@ -12,7 +12,6 @@ looser.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, replace
 from typing import Callable
 

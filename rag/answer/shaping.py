@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 
 from rag.answer.citations import find_quote
-from rag.text.markers import MARKER, strip_markers
 from rag.text.lexical import analyze
+from rag.text.markers import MARKER, strip_markers
 from rag.text.numbers import DIGITS, QUALIFIERS, word_number
 
 # A sentence ends after a word or a number, not after an initial ("Frederick W. Mote").

@@ -14,8 +14,8 @@ from typing import Callable
 
 from rag.answer.answering import Answer, QuestionAnswerer
 from rag.models.generation import metered, model_call
-from rag.text.language import LANGUAGE_NAMES, detect_language
 from rag.search.retrieval import RetrievalResult
+from rag.text.language import LANGUAGE_NAMES, detect_language
 
 REWRITE_SYSTEM = (
     "Rewrite the user's last question so that it can be understood without the conversation: "

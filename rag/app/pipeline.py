@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import Callable
 
 from rag.answer.answering import AnswerSettings, QuestionAnswerer
-from rag.models.embedding import E5Embedder, Embedder, SentenceTransformerEmbedder
 from rag.errors import RagError
-from rag.models.generation import PROMPT_CACHE_MB, Generator, LlamaGenerator
-from rag.store.sqlite.index import Index, open_index
+from rag.models.embedding import E5Embedder, Embedder, SentenceTransformerEmbedder
+from rag.models.generation import Generator
+from rag.models.llama import PROMPT_CACHE_MB, LlamaGenerator
 from rag.models.packages import cached_sha256, rag_home, resolve_embedder_path, resolve_model_path
-from rag.search.retrieval import RetrievalSettings, Retriever
 from rag.models.translation import QueryTranslator
+from rag.search.retrieval import RetrievalSettings, Retriever
+from rag.store.base import Store
+from rag.store.sqlite import open_index
 
 DEFAULT_INDEX = Path("indexes/seeds")
 DEFAULT_SEEDS = Path("seeds")
@@ -89,7 +91,7 @@ def open_answerer(index_dir: Path, choice: ModelChoice = ModelChoice(),
     return answerer_for(index, embedder, make_generator(choice.model, progress, choice.server), retrieval, answer)
 
 
-def answerer_for(index: Index, embedder: Embedder, generator: Generator,
+def answerer_for(index: Store, embedder: Embedder, generator: Generator,
                  retrieval: RetrievalSettings = RetrievalSettings(),
                  answer: AnswerSettings = AnswerSettings()) -> QuestionAnswerer:
     models = {"embedder": embedder.model_id, "embedder_sha256": getattr(embedder, "sha256", ""),

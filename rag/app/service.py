@@ -1,11 +1,11 @@
 """The answering service behind `rag serve`: models loaded once, the live index followed, one
 model answering one question at a time from a bounded first-in-first-out queue.
 
-No HTTP here (that is `server.py`): this is what any front end over the library needs.
+No HTTP here (that is `app/http/`): this is what any front end over the library needs.
 
 - `AnswerService` owns the embedder and the generator and opens the index once. When `rag index`
   or `rag remove` commits a change, the next call answers from it; a call already running keeps
-  the generation it started with (each answer reads one SQLite snapshot, see index.py).
+  the generation it started with (each answer reads one snapshot of the store, see store/base.py).
 - `ModelQueue` runs model jobs one after another in a worker thread, in arrival order, with at
   most `max_waiting` waiting. A job cancelled while waiting is never run; one cancelled while
   running asks the generator to stop, which ends llama.cpp's work within a graph step.
@@ -29,13 +29,14 @@ from typing import Any, Callable
 import anyio.to_thread
 import numpy as np
 
-from rag.app import pipeline
 from rag.answer.answering import AnswerSettings, QuestionAnswerer
-from rag.models.embedding import Embedder
+from rag.app import pipeline
 from rag.errors import RagError
+from rag.models.embedding import Embedder
 from rag.models.generation import Generator
-from rag.store.sqlite.index import Index, open_index
 from rag.search.retrieval import RetrievalResult, RetrievalSettings
+from rag.store.base import Store
+from rag.store.sqlite import open_index
 
 
 class SerializedEmbedder(Embedder):
@@ -124,7 +125,7 @@ class AnswerService:
             variant.generator = generator
         return variant
 
-    def search(self, query: str, k: int, mode: str | None = None) -> tuple[Index, RetrievalResult]:
+    def search(self, query: str, k: int, mode: str | None = None) -> tuple[Store, RetrievalResult]:
         """Retrieval alone, no model call: the index searched and what it found."""
         answerer = self.answerer()
         return answerer.index, answerer.retriever.search(query, k=k, mode=mode)

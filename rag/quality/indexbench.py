@@ -28,10 +28,10 @@ from typing import Callable
 
 import numpy as np
 
-from rag.text.chunking import ChunkerSettings
 from rag.models.embedding import Embedder
-from rag.store.sqlite.index import DATABASE, build_index, open_index, remove_documents
-from rag.search.retrieval import Retriever, RetrievalSettings
+from rag.search.retrieval import RetrievalSettings, Retriever
+from rag.store.sqlite import DATABASE, build_index, open_index, remove_documents
+from rag.text.chunking import ChunkerSettings
 
 PARAGRAPHS_PER_ARTICLE = 5
 REPEATS = 5  # add-one and remove-one are timed this many times; the median is reported

@@ -22,8 +22,8 @@ from typing import Callable
 import numpy as np
 
 from rag.errors import RagError
+from rag.models.llama import LlamaGenerator
 from rag.quality.evaluation import EvalQuestion, answer_is_correct
-from rag.models.generation import LlamaGenerator
 
 BARE_GENERATED_TOKENS = 32
 BARE_REPEATS = 3

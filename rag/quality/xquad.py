@@ -20,15 +20,23 @@ from typing import Callable
 
 from rag import __version__
 from rag.answer.answering import QuestionAnswerer
-from rag.text.chunking import ChunkerSettings
-from rag.models.embedding import Embedder
-from rag.text.markers import strip_markers
 from rag.errors import RagError
 from rag.fileio import open_for_appending_lines, read_json_lines, sha256_bytes
-from rag.quality.evaluation import (best_over, contains_answer, exact_match, latency_summary, recall_at_k, reciprocal_rank,
-                         token_f1)
-from rag.store.sqlite.index import Index, build_index, open_index
+from rag.models.embedding import Embedder
+from rag.quality.evaluation import (
+    best_over,
+    contains_answer,
+    exact_match,
+    latency_summary,
+    recall_at_k,
+    reciprocal_rank,
+    token_f1,
+)
 from rag.search.retrieval import RetrievalSettings, Retriever
+from rag.store.base import Store
+from rag.store.sqlite import build_index, open_index
+from rag.text.chunking import ChunkerSettings
+from rag.text.markers import strip_markers
 
 LANGUAGES = ("de", "en")
 
@@ -77,7 +85,7 @@ def write_corpus(xquad: XQuAD, folder: Path) -> Path:
     return folder
 
 
-def index_xquad(xquad: XQuAD, embedder: Embedder, chunker: ChunkerSettings) -> tuple[Index, float]:
+def index_xquad(xquad: XQuAD, embedder: Embedder, chunker: ChunkerSettings) -> tuple[Store, float]:
     """The paragraphs indexed afresh as `rag index` does it, and the seconds the build took.
     The index lives in a temporary folder removed when the process ends."""
     tmp = Path(tempfile.mkdtemp(prefix="rag-xquad-"))
@@ -275,7 +283,7 @@ def read_results(path: Path, identity: dict) -> dict[tuple[str, str], ScoredAnsw
     return {(s.language, s.id): s for s in scored}
 
 
-def answer_benchmark(xquad: XQuAD, answerer_for: Callable[[Index], QuestionAnswerer], embedder: Embedder,
+def answer_benchmark(xquad: XQuAD, answerer_for: Callable[[Store], QuestionAnswerer], embedder: Embedder,
                      chunker: ChunkerSettings = ChunkerSettings(), limit: int | None = 100,
                      languages: tuple[str, ...] = LANGUAGES, results: Path | None = None,
                      on_done: Callable[[XQuADQuestion, ScoredAnswer], None] | None = None) -> list[AnswerRow]:

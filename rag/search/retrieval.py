@@ -10,9 +10,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from rag.text.chunking import Chunk
 from rag.models.embedding import Embedder
-from rag.store.sqlite.index import Index
+from rag.store.base import Store
+from rag.text.chunking import Chunk
 from rag.text.language import detect_language
 
 MODES = ("dense", "bm25", "hybrid")
@@ -78,7 +78,7 @@ class Retriever:
     instead (`rag bench retrieval` measures whether that pays).
     """
 
-    def __init__(self, index: Index, embedder: Embedder, settings: RetrievalSettings = RetrievalSettings(),
+    def __init__(self, index: Store, embedder: Embedder, settings: RetrievalSettings = RetrievalSettings(),
                  translate: Callable[[str, str], str] | None = None):
         self.index = index
         self.embedder = embedder

@@ -1,7 +1,7 @@
 """Lexical search: BM25 over German-stemmed terms, with postings stored in segments.
 
 The postings of a term are a list of segments (one per commit that added chunks holding it, see
-index.py), each two little arrays: chunk ids and term frequencies. A search reads the segments
+store/sqlite/writer.py), each two little arrays: chunk ids and term frequencies. A search reads the segments
 of the query's terms, drops the chunks no longer live, and scores with numpy; document frequency
 and the average length are taken over live chunks at query time, so adding or removing a chunk
 never touches another chunk's postings.

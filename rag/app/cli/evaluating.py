@@ -1,0 +1,121 @@
+"""`rag eval`: the evaluation gate, with a table, a report and a Markdown summary."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from rag.app.cli.common import (
+    EmbedderOption,
+    IndexOption,
+    KOption,
+    LlmTimeoutOption,
+    LlmUrlOption,
+    MinSupportOption,
+    ModelOption,
+    RetrievalOption,
+    app,
+    err,
+    fail,
+    friendly,
+    open_answerer,
+    out,
+    progress_bar,
+)
+
+
+@app.command("eval", epilog="Example: $ rag eval --summary eval-summary.md")
+@friendly
+def evaluate(question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--set", help="Evaluation questions (JSON lines)."),
+             index_dir: Path = IndexOption,
+             baseline: Path = typer.Option(Path("eval/baseline.json"), help="Report to compare with."),
+             report: Path = typer.Option(Path("eval/reports/latest.json"), help="Where to write this run's report."),
+             update_baseline: bool = typer.Option(False, "--update-baseline", help="Write this run as the new baseline."),
+             summary_file: Optional[Path] = typer.Option(
+                 None, "--summary", help="Write a Markdown summary here (default: appended to $GITHUB_STEP_SUMMARY "
+                                         "when that is set, as on GitHub Actions)."),
+             k: int = KOption,
+             min_support: float = MinSupportOption,
+             model: Optional[str] = ModelOption,
+             embedder: Optional[str] = EmbedderOption,
+             retrieval: str = RetrievalOption,
+             llm_url: Optional[str] = LlmUrlOption,
+             llm_timeout: float = LlmTimeoutOption):
+    """Answer the evaluation set, score it per tag, and fail (exit 1) on a regression against the baseline."""
+    from rich.table import Table
+
+    from rag.fileio import atomic_write_json, atomic_write_text
+    from rag.quality.evaluation import (
+        EXIT_REGRESSION,
+        compare_with_baseline,
+        load_eval_set,
+        markdown_summary,
+        run_eval,
+        runtime_note,
+        settings_note,
+    )
+
+    questions = load_eval_set(question_set)
+    answerer = open_answerer(index_dir, model, embedder, retrieval, k, min_support, llm_url, llm_timeout)
+    answerer.warm_up()
+    with progress_bar("evaluating") as bar:
+        task = bar.add_task("evaluating", total=len(questions))
+        result = run_eval(answerer, questions, on_done=lambda row: bar.advance(task))
+    table = Table(title=f"Evaluation: {len(questions)} questions, {result['wall_seconds']:.0f} s")
+    columns = [("answer_accuracy", "correct"), ("retrieval_hit", "retr. hit"), ("recall_at_k", f"R@{k}"),
+               ("citation_precision", "cite P"), ("citation_recall", "cite R"), ("verified_rate", "verified"),
+               ("abstained_on_unanswerable", "abstain ok"), ("answered_answerable", "answered"),
+               ("seconds_per_question", "s/q")]
+    table.add_column("tag")
+    table.add_column("n", justify="right")
+    for _, title in columns:
+        table.add_column(title, justify="right")
+
+    def cells(summary):
+        return [str(summary["questions"])] + ["-" if summary[key] is None else f"{summary[key]:.2f}" for key, _ in columns]
+
+    for tag, summary in result["tags"].items():
+        table.add_row(tag, *cells(summary))
+    table.add_row("[bold]all[/]", *cells(result["summary"]))
+    out.print(table)
+    wrong = [r for r in result["questions"] if not r["correct"]]
+    for row in wrong:
+        out.print(f"  wrong: {row['id']}: {row['answer']}", soft_wrap=True, markup=False)
+    atomic_write_json(report, result)
+    out.print(f"report written to {report}")
+
+    def write_summary(recorded: dict | None, problems: list[str], notes: list[str]) -> None:
+        text = markdown_summary(result, recorded, problems, notes)
+        if summary_file is not None:
+            atomic_write_text(summary_file, text)
+            out.print(f"summary written to {summary_file}")
+        elif os.environ.get("GITHUB_STEP_SUMMARY"):
+            with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as step_summary:
+                step_summary.write(text)
+
+    if update_baseline:
+        atomic_write_json(baseline, result)
+        out.print(f"baseline updated: {baseline}")
+        write_summary(None, [], [f"this run was recorded as the new baseline {baseline}"])
+        return
+    if not baseline.is_file():
+        fail(f"no baseline at {baseline}; create one with --update-baseline")
+    try:
+        recorded = json.loads(baseline.read_text())
+        problems = compare_with_baseline(result, recorded)
+    except (ValueError, KeyError) as exc:
+        fail(f"the baseline {baseline} is not a valid report ({exc})")
+    notes = [note for note in (runtime_note(result, recorded), settings_note(result, recorded)) if note]
+    for note in notes:
+        err.print(f"note: {note}", soft_wrap=True, markup=False)
+    write_summary(recorded, problems, notes)
+    if problems:
+        err.print(f"[bold red]regression[/] against {baseline}:")
+        for problem in problems:
+            err.print(f"  - {problem}", soft_wrap=True, markup=False)
+        raise typer.Exit(EXIT_REGRESSION)
+    out.print(f"no regression against {baseline}")

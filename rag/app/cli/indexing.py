@@ -1,0 +1,89 @@
+"""`rag index`, `rag remove`, `rag documents`: building and reading the index."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from rag.app import pipeline
+from rag.app.cli.common import EmbedderOption, IndexOption, app, err, fail, friendly, out, progress_bar
+from rag.text.chunking import ChunkerSettings
+from rag.text.documents import MAX_FILE_MB
+
+
+@app.command(epilog="Example: $ rag index ~/articles --index indexes/articles")
+@friendly
+def index(paths: list[Path] = typer.Argument(None, help="Files or folders of .txt/.md articles (default: seeds/)."),
+          index_dir: Path = IndexOption,
+          add: bool = typer.Option(False, "--add", help="Only add or update these files; remove nothing."),
+          no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once if another rag is writing the index."),
+          max_file_mb: float = typer.Option(MAX_FILE_MB, help="Skip files larger than this (megabytes)."),
+          embedder: Optional[str] = EmbedderOption,
+          max_tokens: int = typer.Option(ChunkerSettings.max_tokens, help="Chunk size in embedder tokens."),
+          overlap: int = typer.Option(ChunkerSettings.overlap_tokens, help="Overlap between chunks in tokens.")):
+    """Build or update an index: new and changed articles are indexed, articles whose files are
+    gone from the given folders are removed. Unchanged input does no work."""
+    from rag.store.sqlite import build_index
+
+    try:
+        settings = ChunkerSettings(max_tokens, overlap)
+    except ValueError as exc:
+        fail(str(exc))
+    paths = paths or [pipeline.DEFAULT_SEEDS]
+    for path in paths:
+        if not path.exists() and not path.is_symlink():
+            fail(f"{path} does not exist")
+    try:
+        with progress_bar("embedding") as bar:
+            task = bar.add_task("embedding", total=None)
+            report = build_index(paths, index_dir, pipeline.make_embedder(embedder), settings,
+                                 on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+                                 add_only=add, max_file_mb=max_file_mb, wait=not no_wait,
+                                 on_wait=lambda message: err.print(message, soft_wrap=True))
+    except KeyboardInterrupt:
+        err.print(f"interrupted: the index at {index_dir} is as it was before this run")
+        raise typer.Exit(130)
+    for path, reason in report.skipped:
+        err.print(f"skipped {path}: {reason}", soft_wrap=True)
+    for path, note in report.notes:
+        err.print(f"{path}: {note}", soft_wrap=True)
+    if report.up_to_date:
+        out.print(f"{index_dir} is up to date: {report.documents} documents, {report.chunks} chunks; nothing to embed.")
+    else:
+        removed = f", removed {len(report.removed)}" if report.removed else ""
+        out.print(f"indexed {report.documents} documents into {report.chunks} chunks at {index_dir} "
+                  f"(added or changed {len(report.added)}{removed}; embedded {report.embedded}, "
+                  f"reused {report.reused}) in {report.seconds:.1f} s", soft_wrap=True)
+
+
+@app.command(epilog="Example: $ rag remove 000_81614b4d2948c4c6 --index indexes/articles")
+@friendly
+def remove(doc_ids: list[str] = typer.Argument(..., help="Document ids (file names without .txt/.md)."),
+           index_dir: Path = IndexOption,
+           no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once if another rag is writing the index.")):
+    """Remove articles from an index by id: their text can no longer be retrieved or cited."""
+    from rag.store.sqlite import remove_documents
+
+    report = remove_documents(index_dir, doc_ids, wait=not no_wait,
+                              on_wait=lambda message: err.print(message, soft_wrap=True))
+    out.print(f"removed {len(report.removed)} document{'s' if len(report.removed) != 1 else ''} "
+              f"({report.chunks} chunk{'s' if report.chunks != 1 else ''}) from {index_dir} in {report.seconds:.2f} s",
+              soft_wrap=True)
+
+
+@app.command(epilog="Example: $ rag documents --index indexes/articles")
+@friendly
+def documents(index_dir: Path = IndexOption,
+              as_json: bool = typer.Option(False, "--json", help="One JSON object a line.")):
+    """List the articles in an index: id, date, chunks, file."""
+    from rag.store.sqlite import open_index
+
+    for row in open_index(index_dir).document_list():
+        if as_json:
+            print(json.dumps(row, ensure_ascii=False))
+        else:
+            out.print(f"{row['doc_id']}  {row['date'] or '-':10}  {row['chunks']:>4} chunks  {row['path']}",
+                      soft_wrap=True, highlight=False)

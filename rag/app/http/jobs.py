@@ -1,0 +1,180 @@
+"""What the routes share: the server's state, the key and readiness checks, and model jobs.
+
+Model work goes through `service.ModelQueue`, first in first out; a job whose client leaves is
+cancelled, which stops the model at its next token. `ServerState` lives on `app.state.rag`, and
+the routes reach it through FastAPI dependencies (`server_state`, `require_key`, `require_ready`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+
+from rag.answer.answering import Answer
+from rag.app.chat import ChatSession
+from rag.app.http.errors import ApiError, error_body
+from rag.app.service import AnswerService, Job, JobCancelled, ModelQueue, QueueFull
+from rag.errors import RagError
+
+log = logging.getLogger("rag.server")
+
+DISCONNECT_POLL_SECONDS = 0.1  # how often a waiting request checks that its client is still there
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    api_key: str | None = None
+    max_queue: int = 8
+    cors_origins: tuple[str, ...] = ()
+    parallel: int = 1  # questions answered at once: more than 1 only through a model server, which batches
+
+
+@dataclass
+class ServerState:
+    service: AnswerService
+    settings: ServerSettings
+    queue: ModelQueue
+    load_error: str | None = None  # why loading the models or the index failed, once it has
+
+
+def server_state(request: Request) -> ServerState:
+    return request.app.state.rag
+
+
+def require_key(request: Request) -> None:
+    """401 unless the request carries the server's key (when it has one) as a bearer token."""
+    api_key = server_state(request).settings.api_key
+    if api_key is None:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), api_key.encode()):
+        raise ApiError(401, "a valid API key is required: Authorization: Bearer KEY", {"WWW-Authenticate": "Bearer"})
+
+
+def require_ready(request: Request) -> None:
+    """503 while the models load, or for good when loading failed."""
+    state = server_state(request)
+    if state.load_error:
+        raise ApiError(503, f"the service could not load: {state.load_error}")
+    if not state.service.ready:
+        raise ApiError(503, "loading", {"Retry-After": "5"})
+
+
+def submit(state: ServerState, work) -> Job:
+    """Queue model work, or refuse it with 503 when the queue is full."""
+    try:
+        return state.queue.submit(Job(work, state.service.generator.fork()))
+    except QueueFull as exc:
+        raise ApiError(503, str(exc), {"Retry-After": str(retry_after(state.queue))}) from None
+
+
+def ask_work(service: AnswerService, question: str, k: int | None, min_support: float | None, emit=None,
+             history: list | None = None):
+    """The model work of one question: a follow-up made standalone first when there is a history."""
+    def work(job: Job) -> tuple[Answer, str]:
+        answerer = service.answerer(min_support, job.generator)
+
+        def on_token(piece: str) -> None:
+            job.check()
+            if emit:
+                emit("token", piece)
+
+        on_retrieval = (lambda result: emit("retrieval", result)) if emit else None
+        session = ChatSession(answerer, history=list(history or []), k=k)
+        answer = session.ask(question, on_token=on_token, on_retrieval=on_retrieval)
+        return answer, session.standalone_question or question
+
+    return work
+
+
+async def result_of(request: Request, job: Job):
+    """The job's result, cancelling the job when the client goes away meanwhile."""
+    try:
+        while not job.result.done():
+            await asyncio.wait({job.result}, timeout=DISCONNECT_POLL_SECONDS)
+            if not job.result.done() and await request.is_disconnected():
+                job.cancel()
+                request.state.client_left = True
+                raise ApiError(499, "the client closed the connection")
+    except asyncio.CancelledError:
+        job.cancel()
+        raise
+    finally:
+        request.state.queue_seconds = job.queue_seconds
+    return job_value(job)
+
+
+def emitter(events: asyncio.Queue):
+    """A callback for the model's thread that puts (event, data) on this loop's queue."""
+    loop = asyncio.get_running_loop()
+    return lambda event, data: loop.call_soon_threadsafe(events.put_nowait, (event, data))
+
+
+async def follow(request: Request, job: Job, events: asyncio.Queue):
+    """The job's events as they come, then ("result", value) or ("error", body); the job is
+    cancelled when the client goes away (the stream is closed, or its connection is found gone)."""
+    try:
+        while True:
+            try:
+                yield await asyncio.wait_for(events.get(), DISCONNECT_POLL_SECONDS)
+                continue
+            except asyncio.TimeoutError:
+                pass
+            if job.result.done() and events.empty():
+                break
+            if await request.is_disconnected():
+                request.state.client_left = True
+                job.cancel()
+                return
+        request.state.queue_seconds = job.queue_seconds
+        try:
+            yield "result", job_value(job)
+        except ApiError as exc:
+            yield "error", error_body(exc.status, exc.message)
+    finally:
+        if not job.result.done():
+            request.state.client_left = True
+            job.cancel()
+
+
+def job_value(job: Job):
+    """What a finished job returned, or the ApiError a client should get for how it failed."""
+    try:
+        return job.result.result()
+    except (JobCancelled, asyncio.CancelledError):
+        raise ApiError(499, "the request was cancelled") from None
+    except ValueError as exc:
+        raise ApiError(422, str(exc)) from None
+    except RagError as exc:
+        raise ApiError(500, str(exc)) from None
+    except Exception:
+        log.exception("a model job failed")
+        raise ApiError(500, "internal error; see the server log") from None
+
+
+def retry_after(queue: ModelQueue) -> int:
+    """Seconds until a place in the queue is likely free: the mean answer time of the jobs so far."""
+    return max(1, math.ceil(queue.mean_seconds or 10))
+
+
+def sse(data: Any, event: str | None = None) -> str:
+    """One Server-Sent Event: `data` as JSON (a string as is), named when `event` is given.
+
+    >>> sse({"delta": "Mehr"}, "token")
+    'event: token\\ndata: {"delta": "Mehr"}\\n\\n'
+    """
+    payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    return (f"event: {event}\n" if event else "") + f"data: {payload}\n\n"
+
+
+def sse_response(events) -> StreamingResponse:
+    return StreamingResponse(events, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,0 +1,104 @@
+"""The native routes: health, status, models, search, documents and ask (`rag ask --json` over HTTP).
+
+    GET  /health                 200 {"status": "ok"} once loaded, 503 while loading; no key
+    GET  /v1/status              models, index, queue
+    GET  /v1/models              OpenAI's list shape
+    POST /v1/search              retrieval only, no model call
+    GET  /v1/documents/{doc_id}  a document's text, so a client can check a quote at its offsets
+    POST /v1/ask                 the `rag ask --json` object; `stream: true` sends named SSE events
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from rag.app.http.errors import ApiError, error_response
+from rag.app.http.jobs import (
+    ServerState,
+    ask_work,
+    emitter,
+    follow,
+    require_key,
+    require_ready,
+    result_of,
+    server_state,
+    sse,
+    sse_response,
+    submit,
+)
+from rag.app.http.schemas import AskRequest, SearchRequest
+from rag.search.retrieval import RetrievalResult
+
+health = APIRouter()
+v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
+
+
+def retrieval_json(result: RetrievalResult) -> list[dict]:
+    return [{"doc_id": r.chunk.doc_id, "chunk_id": r.chunk.chunk_id, "score": round(r.score, 6), "rank": r.rank,
+             "start": r.chunk.start, "end": r.chunk.end, "text": r.chunk.text} for r in result.chunks]
+
+
+@health.get("/health")
+async def health_check(state: ServerState = Depends(server_state)):
+    if state.load_error:
+        return error_response(503, f"failed: {state.load_error}")
+    if not state.service.ready:
+        return error_response(503, "loading", {"Retry-After": "5"})
+    return {"status": "ok"}
+
+
+@v1.get("/status")
+async def status(state: ServerState = Depends(server_state)):
+    return {**state.service.status(), "ready": state.service.ready, "queue": state.queue.snapshot()}
+
+
+@v1.get("/models")
+async def models(state: ServerState = Depends(server_state)):
+    return {"object": "list", "data": [{"id": state.service.generator.model_id, "object": "model", "created": 0,
+                                        "owned_by": "rag"}]}
+
+
+@v1.post("/search", dependencies=[Depends(require_ready)])
+async def search(body: SearchRequest, state: ServerState = Depends(server_state)):
+    index, result = await anyio.to_thread.run_sync(state.service.search, body.query, body.k, body.mode)
+    return {"query": body.query, "mode": body.mode, "generation": index.generation,
+            "results": retrieval_json(result)}
+
+
+@v1.get("/documents/{doc_id}", dependencies=[Depends(require_ready)])
+async def document(doc_id: str, state: ServerState = Depends(server_state)):
+    index = (await anyio.to_thread.run_sync(state.service.answerer)).index
+    found = await anyio.to_thread.run_sync(index.document_and_chunks, doc_id)
+    if found is None:
+        raise ApiError(404, f"no document {doc_id!r} in the index")
+    doc, chunks = found
+    return {"doc_id": doc.doc_id, "text": doc.text, "date": doc.date, "sha256": doc.sha256, "path": doc.path,
+            "chunks": [{"chunk_id": c.chunk_id, "start": c.start, "end": c.end} for c in chunks]}
+
+
+@v1.post("/ask", dependencies=[Depends(require_ready)])
+async def ask(body: AskRequest, request: Request, state: ServerState = Depends(server_state)):
+    if not body.stream:
+        job = submit(state, ask_work(state.service, body.question, body.k, body.min_support))
+        answer, _ = await result_of(request, job)
+        return JSONResponse(answer.to_json(), headers={"X-Queue-Seconds": f"{job.queue_seconds:.3f}"})
+    events: asyncio.Queue = asyncio.Queue()
+    job = submit(state, ask_work(state.service, body.question, body.k, body.min_support, emitter(events)))
+
+    async def stream():
+        async for event, data in follow(request, job, events):
+            if event == "retrieval":
+                yield sse({"retrieved": retrieval_json(data)}, "retrieval")
+            elif event == "token":
+                yield sse({"delta": data}, "token")
+            elif event == "result":
+                yield sse(data[0].to_json(), "answer")
+                yield sse({"queue_seconds": round(job.queue_seconds, 3)}, "done")
+            elif event == "error":
+                yield sse(data, "error")
+
+    return sse_response(stream())

@@ -1,0 +1,57 @@
+"""The request shapes of `rag serve`, with their limits (pydantic models: FastAPI checks them)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rag.search.retrieval import MODES
+
+MAX_QUESTION_CHARS = 2000
+MAX_K = 50
+
+Question = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str = Question
+    k: int | None = Field(None, ge=0, le=MAX_K)
+    min_support: float | None = Field(None, ge=0.0, le=1.0)
+    stream: bool = False
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Question
+    k: int = Field(5, ge=1, le=MAX_K)
+    mode: Literal[MODES] = "hybrid"  # type: ignore[valid-type]
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(part.text or "" for part in self.content if part.type == "text")
+        return self.content or ""
+
+
+class ChatRequest(BaseModel):
+    """OpenAI's request; sampling options (temperature, ...) are accepted and ignored: answers are greedy."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str | None = None
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    k: int | None = Field(None, ge=0, le=MAX_K)
+    min_support: float | None = Field(None, ge=0.0, le=1.0)
