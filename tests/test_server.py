@@ -153,12 +153,30 @@ def test_ask_streams_retrieval_tokens_the_checked_answer_and_done(serve):
         assert response.headers["content-type"].startswith("text/event-stream")
         events = events_of(response.read().decode())
     names = [name for name, _ in events]
-    assert names[0] == "retrieval" and names[-2:] == ["answer", "done"]
-    assert set(names[1:-2]) == {"token"}
+    assert names[0] == "retrieval" and names[-3:] == ["stage", "answer", "done"]
+    assert set(names[1:-3]) == {"token"}
+    assert json.loads(events[-3][1]) == {"stage": "checking"}  # the draft is written; its quotes are checked
     assert "".join(json.loads(data)["delta"] for name, data in events if name == "token") == REPLY
     assert json.loads(events[0][1])["retrieved"][0]["doc_id"] == AGREEMENTS_DOC
     answer = json.loads(events[-2][1])
     assert answer["citations"][0]["doc_id"] == AGREEMENTS_DOC
+
+
+def test_ask_with_earlier_turns_makes_a_follow_up_standalone_and_says_what_it_searched(serve):
+    rewritten = "Wie viele Abkommen unterzeichneten Putin und Xi?"
+    live = serve(SlowGenerator(lambda messages: rewritten if messages[0]["content"] == REWRITE_SYSTEM else REPLY, 0.0))
+    history = [{"question": "Was unterzeichneten Putin und Xi?", "answer": "Abkommen"}]
+    with httpx.stream("POST", f"{live.url}/v1/ask",
+                      json={"question": "Und wie viele?", "history": history, "stream": True}) as response:
+        events = events_of(response.read().decode())
+    assert events[0] == ("rewrite", json.dumps({"searched": rewritten}, ensure_ascii=False))
+    assert json.loads(next(data for name, data in events if name == "answer"))["question"] == rewritten
+    plain = httpx.post(f"{live.url}/v1/ask", json={"question": "Und wie viele?", "history": history}).json()
+    assert plain["question"] == rewritten and plain["answer"].startswith("Mehr als 20")
+    too_long = httpx.post(f"{live.url}/v1/ask", json={"question": "Und?", "history": history * 21})
+    assert too_long.status_code == 422 and "history" in too_long.json()["error"]["message"]
+    odd = httpx.post(f"{live.url}/v1/ask", json={"question": "Und?", "history": [{"question": "a", "role": "user"}]})
+    assert odd.status_code == 422
 
 
 def test_a_withdrawn_answer_streams_its_draft_and_then_the_refusal(serve):

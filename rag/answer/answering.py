@@ -123,11 +123,24 @@ class Answer:
     def truncated(self) -> bool:
         return self.finish_reason == "length"
 
+    def withdrawal_reason(self) -> str | None:
+        """Why the answer was withdrawn, in one line (None when it stands): "withdrawn: 20 is not in
+        the sources", "withdrawn: the sources support the model's answer too weakly (support 0.12)"."""
+        if not self.abstained:
+            return None
+        if self.ungrounded_numbers:
+            numbers, verb = ", ".join(map(str, self.ungrounded_numbers)), "is" if len(self.ungrounded_numbers) == 1 else "are"
+            return f"withdrawn: {numbers} {verb} not in the sources"
+        if self.support is None:
+            return "withdrawn: no sentence of the sources supports the model's answer"
+        return f"withdrawn: the sources support the model's answer too weakly (support {self.support:.2f})"
+
     def to_json(self) -> dict:
         return {
             "question": self.question,
             "answer": self.answer,
             "abstained": self.abstained,
+            "withdrawal": self.withdrawal_reason(),
             "language": self.language,
             "truncated": self.truncated,
             "search_query": self.search_query,
@@ -298,11 +311,14 @@ class QuestionAnswerer:
 
     def attempt(self, question: str, sources: list[Chunk], language: str, timings: dict[str, float],
                 on_token: Callable[[str], None] | None = None, alternatives: int = 0,
-                purpose: str = "answer") -> Attempt:
-        """One answer from `sources`: generated (with `alternatives` replies), then checked."""
+                purpose: str = "answer", on_stage: Callable[[str], None] | None = None) -> Attempt:
+        """One answer from `sources`: generated (with `alternatives` replies), then checked
+        (`on_stage("checking")` between the two)."""
         with model_call(purpose):
             generation = self.generator.generate(build_messages(question, sources, self.index.documents, language),
                                                  self.settings.max_answer_tokens, on_token, alternatives)
+        if on_stage:
+            on_stage("checking")
         timings["prompt_processing"] = generation.prompt_seconds
         timings["generation"] = generation.generation_seconds
         return self.check(question, sources, generation, language, timings)
@@ -363,17 +379,19 @@ class QuestionAnswerer:
         return spell_as_sources_do(restore_qualifiers(text, answer.quotes, language), answer.quotes, language)
 
     def ask(self, question: str, k: int | None = None, on_token: Callable[[str], None] | None = None,
-            on_retrieval: Callable[[RetrievalResult], None] | None = None) -> Answer:
+            on_retrieval: Callable[[RetrievalResult], None] | None = None,
+            on_stage: Callable[[str], None] | None = None) -> Answer:
         """Answer `question`; `on_retrieval` sees what was retrieved before the model starts, `on_token`
-        each piece of the draft the model writes (the answer is that draft once checked and shaped).
+        each piece of the draft the model writes (the answer is that draft once checked and shaped),
+        `on_stage("checking")` when the draft is written and its quotes are being checked.
         The whole answer reads one generation of the index, even while `rag index` changes it."""
         with self.index.snapshot(), metered() as usage:
-            answer = self._ask(question, k, on_token, on_retrieval)
+            answer = self._ask(question, k, on_token, on_retrieval, on_stage)
         answer.usage = usage
         return answer
 
     def _ask(self, question: str, k: int | None, on_token: Callable[[str], None] | None,
-             on_retrieval: Callable[[RetrievalResult], None] | None) -> Answer:
+             on_retrieval: Callable[[RetrievalResult], None] | None, on_stage: Callable[[str], None] | None) -> Answer:
         question = question.strip()
         if not question:
             raise ValueError("the question is empty")
@@ -390,7 +408,8 @@ class QuestionAnswerer:
         sources = self.fit_sources(question, [r for r in result.chunks if r.chunk.chunk_id not in withheld], language)
         timings["prompt_building"] = time.perf_counter() - t
         answer = self.likeliest(question, self.attempt(question, sources, language, timings, on_token,
-                                                       self.settings.alternative_replies), language, timings)
+                                                       self.settings.alternative_replies, on_stage=on_stage),
+                                language, timings)
         attempts = [answer]
         if not answer.supported and self.settings.focus_sentences and sources:
             t = time.perf_counter()

@@ -83,12 +83,14 @@ class ChatSession:
 
     def ask(self, question: str, on_token: Callable[[str], None] | None = None,
             on_rewrite: Callable[[str], None] | None = None,
-            on_retrieval: Callable[[RetrievalResult], None] | None = None) -> Answer:
+            on_retrieval: Callable[[RetrievalResult], None] | None = None,
+            on_stage: Callable[[str], None] | None = None) -> Answer:
         with metered():  # the answer's usage counts the rewrite too
             searched = self.standalone_question = self.standalone(question)
             if searched != question and on_rewrite:
                 on_rewrite(searched)
-            answer = self.answerer.ask(searched, k=self.k, on_token=on_token, on_retrieval=on_retrieval)
+            answer = self.answerer.ask(searched, k=self.k, on_token=on_token, on_retrieval=on_retrieval,
+                                       on_stage=on_stage)
         if self.answerer.generator.stop_requested:  # a stopped answer is no part of the conversation
             return answer
         self.history.append(Turn(question, answer.answer))

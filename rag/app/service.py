@@ -140,7 +140,8 @@ class AnswerService:
             manifest = answerer.index.manifest
             index = {"path": str(self.index_dir), "generation": answerer.index.generation,
                      "documents": len(answerer.index.documents), "chunks": answerer.index.chunk_count,
-                     "built_at": manifest.created_at, "language": manifest.language}
+                     "built_at": manifest.created_at, "updated_at": manifest.updated_at,
+                     "language": manifest.language}
         return {"models": models, "index": index}
 
 

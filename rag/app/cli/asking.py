@@ -33,16 +33,6 @@ from rag.app.cli.common import (
 )
 
 
-def withdrawal_reason(answer: Answer) -> str:
-    """Why an answer was withdrawn, in one line."""
-    if answer.ungrounded_numbers:
-        numbers = ", ".join(map(str, answer.ungrounded_numbers))
-        return f"withdrawn: {numbers} {'is' if len(answer.ungrounded_numbers) == 1 else 'are'} not in the sources"
-    if answer.support is None:
-        return "withdrawn: no sentence of the sources supports the model's answer"
-    return f"withdrawn: the sources support the model's answer too weakly (support {answer.support:.2f})"
-
-
 def answer_on_screen(generator, ask) -> Answer:
     """`ask(on_token)` with one answer on screen: the checked one.
 
@@ -73,7 +63,7 @@ def answer_on_screen(generator, ask) -> Answer:
                 answer = ask(on_token)
     out.print(answer.answer, markup=False, soft_wrap=True, highlight=False)
     if answer.abstained:
-        out.print(f"({withdrawal_reason(answer)})", style="dim", markup=False, soft_wrap=True)
+        out.print(f"({answer.withdrawal_reason()})", style="dim", markup=False, soft_wrap=True)
     return answer
 
 

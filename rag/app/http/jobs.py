@@ -87,9 +87,12 @@ def ask_work(service: AnswerService, question: str, k: int | None, min_support: 
             if emit:
                 emit("token", piece)
 
-        on_retrieval = (lambda result: emit("retrieval", result)) if emit else None
+        def on_event(name: str):
+            return (lambda data: emit(name, data)) if emit else None
+
         session = ChatSession(answerer, history=list(history or []), k=k)
-        answer = session.ask(question, on_token=on_token, on_retrieval=on_retrieval)
+        answer = session.ask(question, on_token=on_token, on_retrieval=on_event("retrieval"),
+                             on_rewrite=on_event("rewrite"), on_stage=on_event("stage"))
         return answer, session.standalone_question or question
 
     return work

@@ -5,7 +5,9 @@
     GET  /v1/models              OpenAI's list shape
     POST /v1/search              retrieval only, no model call
     GET  /v1/documents/{doc_id}  a document's text, so a client can check a quote at its offsets
-    POST /v1/ask                 the `rag ask --json` object; `stream: true` sends named SSE events
+    POST /v1/ask                 the `rag ask --json` object; `stream: true` sends named SSE events:
+                                 rewrite (a follow-up made standalone), retrieval, token (the draft),
+                                 stage ("checking"), answer (the checked one), done, or error
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from rag.app.chat import Turn
 from rag.app.http.errors import ApiError, error_response
 from rag.app.http.jobs import (
     ServerState,
@@ -82,16 +85,21 @@ async def document(doc_id: str, state: ServerState = Depends(server_state)):
 
 @v1.post("/ask", dependencies=[Depends(require_ready)])
 async def ask(body: AskRequest, request: Request, state: ServerState = Depends(server_state)):
+    history = [Turn(turn.question, turn.answer) for turn in body.history]
     if not body.stream:
-        job = submit(state, ask_work(state.service, body.question, body.k, body.min_support))
+        job = submit(state, ask_work(state.service, body.question, body.k, body.min_support, history=history))
         answer, _ = await result_of(request, job)
         return JSONResponse(answer.to_json(), headers={"X-Queue-Seconds": f"{job.queue_seconds:.3f}"})
     events: asyncio.Queue = asyncio.Queue()
-    job = submit(state, ask_work(state.service, body.question, body.k, body.min_support, emitter(events)))
+    job = submit(state, ask_work(state.service, body.question, body.k, body.min_support, emitter(events), history))
 
     async def stream():
         async for event, data in follow(request, job, events):
-            if event == "retrieval":
+            if event == "rewrite":
+                yield sse({"searched": data}, "rewrite")
+            elif event == "stage":
+                yield sse({"stage": data}, "stage")
+            elif event == "retrieval":
                 yield sse({"retrieved": retrieval_json(data)}, "retrieval")
             elif event == "token":
                 yield sse({"delta": data}, "token")

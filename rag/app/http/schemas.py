@@ -10,13 +10,24 @@ from rag.search.retrieval import MODES
 
 MAX_QUESTION_CHARS = 2000
 MAX_K = 50
+MAX_HISTORY_TURNS = 20
 
 Question = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+
+
+class EarlierTurn(BaseModel):
+    """A question asked before in the same conversation, and the answer it got."""
+
+    model_config = ConfigDict(extra="forbid")
+    question: str = Question
+    answer: str = Field(max_length=4 * MAX_QUESTION_CHARS)
 
 
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     question: str = Question
+    # Earlier turns, oldest first: the question is then made standalone from them, as `rag chat` does.
+    history: list[EarlierTurn] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS)
     k: int | None = Field(None, ge=0, le=MAX_K)
     min_support: float | None = Field(None, ge=0.0, le=1.0)
     stream: bool = False
