@@ -8,7 +8,7 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 # The pin pyproject.toml holds, so the portable build below is the one `pip install -e .` keeps.
 LLAMA_PIN := $(shell grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml)
 
-.PHONY: install demo test test-fast eval bench clean
+.PHONY: install demo test test-fast eval bench clean browser screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,18 @@ demo: install
 	$(BIN)/rag index
 	$(BIN)/rag ask "How many agreements were signed?"
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest -q -rs
+
+# The page's tests need a real browser: Debian's chromium, installed when missing and we may (root).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -q && apt-get install -y -q chromium; } \
+		|| echo "note: no chromium, so the browser tests will be skipped: apt-get install -y chromium (as root)"
+
+# The README's pictures of the page (light, dark, phone), from a real answer of the default models.
+screenshots: install browser
+	$(BIN)/python docs/page/screenshots.py
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not model"

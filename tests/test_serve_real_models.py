@@ -2,14 +2,13 @@
 HTTP as curl asks and through the official `openai` package."""
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import AGREEMENTS_DOC, SEEDS, free_port, wait_until_healthy
+from conftest import AGREEMENTS_DOC, SEEDS, free_port, stop_server, wait_until_healthy
 
 from rag.app import pipeline
 from rag.store.sqlite import build_index
@@ -33,11 +32,7 @@ def server(tmp_path_factory):
         wait_until_healthy(url, process)
         yield url
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_server(process)
 
 
 def test_curl_and_the_openai_package_get_the_same_verified_answer(server):
@@ -65,3 +60,28 @@ def test_an_unanswerable_question_abstains_over_http(server):
     answer = httpx.post(f"{server}/v1/ask", json={"question": "What is Xi Jinping's favourite food?"},
                         timeout=120).json()
     assert answer["abstained"] and answer["citations"] == []
+
+
+def test_the_page_marks_the_verified_quote_of_a_real_answer_in_its_article(server):
+    """The page in Debian's Chromium: the seed question, its chip clicked, the <mark>'s text equal to
+    the article's characters at the chip's offsets."""
+    from browser import OpenPage, launched_browser
+
+    with launched_browser() as browser:
+        opened = OpenPage(browser, server)
+        page = opened.page
+        page.goto(server + "/")
+        page.get_by_label("Question").fill(QUESTION)
+        page.get_by_label("Question").press("Enter")
+        chip = page.locator(".chip").first
+        chip.wait_for(timeout=180_000)
+        assert page.inner_text(".answer-text").startswith("more than 20")
+        chip.click()
+        mark = page.locator("#reader-text mark").first
+        mark.wait_for()
+        start, end = int(chip.get_attribute("data-start")), int(chip.get_attribute("data-end"))
+        document = httpx.get(f"{server}/v1/documents/{chip.get_attribute('data-doc-id')}").json()
+        assert mark.inner_text() == document["text"][start:end]
+        assert page.locator("#reader-warning").is_hidden()
+        assert opened.foreign_requests() == [] and not opened.errors
+        opened.close()

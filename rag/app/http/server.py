@@ -2,7 +2,8 @@
 
 A thin FastAPI layer over `app.service.AnswerService`: the same answers, citations and checks as
 `rag ask --json`. The routes live in `native.py` (health, status, models, search, documents, ask)
-and `chat_completions.py` (OpenAI's chat completions); what they share in `jobs.py`.
+and `chat_completions.py` (OpenAI's chat completions); what they share in `jobs.py`. `page.py`
+serves the browser page at `/` (`app/web/`).
 
 One model answers one question at a time: model work waits in a first-in-first-out queue
 (`service.ModelQueue`), and a request beyond it gets 503 with Retry-After. Everything else (the
@@ -19,7 +20,7 @@ from typing import AsyncIterator
 
 from fastapi import FastAPI
 
-from rag.app.http import chat_completions, native
+from rag.app.http import chat_completions, native, page
 from rag.app.http.errors import add_error_handlers
 from rag.app.http.jobs import ServerSettings, ServerState
 from rag.app.http.middleware import BodyLimit, JsonByDefault, RequestLog
@@ -72,4 +73,5 @@ def create_app(service: AnswerService, settings: ServerSettings = ServerSettings
     app.include_router(native.health)
     app.include_router(native.v1)
     app.include_router(chat_completions.router)
+    app.include_router(page.router)
     return app
