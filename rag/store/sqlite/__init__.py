@@ -5,7 +5,8 @@ Layout of an index folder:
     indexes/seeds/index.sqlite    every table of schema.py (with -wal and -shm beside it while in use)
     indexes/seeds/LOCK            held by the one writer (`rag index`, `rag remove`)
 
-Tables: `schema.py`. Reading: `reader.py`. Writing: `writer.py`.
+Tables: `schema.py`. Reading: `reader.py` over `store/reading.py`. Writing: `writer.py` over
+`store/writing.py` (the SQL every backend shares).
 
 A change (articles added, replaced or removed) is one SQLite transaction, so it costs what
 changed, never a rewrite of the rest; WAL mode shows readers the state before it or after it,
@@ -34,9 +35,11 @@ above the ones they hold and dropping the ids removed since.
 """
 
 from rag.store.base import Manifest
+from rag.store.reading import FORMAT_VERSION
 from rag.store.sqlite.reader import Index, open_index
-from rag.store.sqlite.schema import DATABASE, FORMAT_VERSION, MERGE_SEGMENTS
-from rag.store.sqlite.writer import BuildReport, RemoveReport, build_index, remove_documents
+from rag.store.sqlite.schema import DATABASE
+from rag.store.sqlite.writer import build_index, remove_documents
+from rag.store.writing import MERGE_SEGMENTS, BuildReport, RemoveReport
 
 __all__ = ["DATABASE", "FORMAT_VERSION", "MERGE_SEGMENTS", "BuildReport", "Index", "Manifest", "RemoveReport",
            "build_index", "open_index", "remove_documents"]

@@ -14,9 +14,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-FORMAT_VERSION = 2
 DATABASE = "index.sqlite"
-MERGE_SEGMENTS = 16  # a term's segments are merged into one (dropping removed chunks) above this many
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -40,10 +38,6 @@ def connect(database: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")  # readers see whole transactions and never block the writer
     conn.execute("PRAGMA synchronous=FULL")
     return conn
-
-
-def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
-    return dict(conn.execute("SELECT key, value FROM meta"))
 
 
 def old_format(index_dir: Path) -> bool:

@@ -1,9 +1,9 @@
 """Writing the SQLite store: `build_index`, `remove_documents` and the `IndexWriter` under them.
 
-A change (articles added, replaced or removed) is one SQLite transaction, so it costs what
-changed, never a rewrite of the rest; WAL mode shows readers the state before it or after it,
-never between, and a crash at any moment leaves one of the two. One writer at a time holds the
-index's LOCK file (`store.locking`).
+The change itself is every backend's (`store.writing`); what is SQLite's own: the database file
+in the index folder, the writer lock on its LOCK file (`store.locking`), a write transaction that
+takes the database at once (BEGIN IMMEDIATE), vectors as float32 blobs, and converting a format-1
+index (JSON and FAISS files) without embedding again.
 """
 
 from __future__ import annotations
@@ -12,75 +12,33 @@ import json
 import shutil
 import sqlite3
 import time
-from collections import Counter
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from rag import __version__
-from rag.errors import IndexMismatchError, RagError
+from rag.errors import RagError
 from rag.fileio import sha256_bytes
 from rag.models.embedding import Embedder
 from rag.store.locking import writer_lock
+from rag.store.reading import read_meta
 from rag.store.sqlite.reader import open_index
-from rag.store.sqlite.schema import DATABASE, FORMAT_VERSION, MERGE_SEGMENTS, SCHEMA, connect, read_meta
-from rag.text.chunking import Chunk, ChunkerSettings, chunk_document
-from rag.text.documents import MAX_FILE_MB, Document, load_documents
-from rag.text.language import detect_language
-from rag.text.lexical import ANALYZER, chunk_terms, decode_postings, encode_postings
-
-EMBED_BATCH = 32
+from rag.store.sqlite.schema import DATABASE, SCHEMA, connect
+from rag.store.writing import BuildReport, RemoveReport, TableWriter, apply_articles, load_articles, remove_articles
+from rag.text.chunking import ChunkerSettings
+from rag.text.documents import MAX_FILE_MB
 
 
-@dataclass
-class BuildReport:
-    index_dir: Path
-    documents: int
-    chunks: int
-    embedded: int
-    reused: int
-    up_to_date: bool
-    seconds: float
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    added: list[str] = field(default_factory=list)  # doc ids new or changed
-    removed: list[str] = field(default_factory=list)
-    notes: list[tuple[str, str]] = field(default_factory=list)  # (path, how it was read)
+class IndexWriter(TableWriter):
+    """Changes a SQLite index in place; the caller holds the writer lock (see `writer_lock`)."""
 
-
-@dataclass
-class RemoveReport:
-    index_dir: Path
-    removed: list[str]
-    chunks: int  # chunks removed
-    seconds: float
-
-
-class IndexWriter:
-    """Changes an index in place; the caller holds the writer lock (see `writer_lock`).
-
-    Opening it for another embedder, chunker or analyzer than the index was built with makes
-    the next commit a rebuild: everything old goes, in the same transaction as the new comes.
-    """
+    database_errors = (sqlite3.DatabaseError,)
 
     def __init__(self, index_dir: Path, embedder_id: str, dimension: int, settings: ChunkerSettings):
         self.index_dir = Path(index_dir)
         self.index_dir.mkdir(parents=True, exist_ok=True)
-        self.embedder = {"id": embedder_id, "dimension": dimension}
-        self.chunker = settings.identity()
-        try:
-            self.conn = connect(self.index_dir / DATABASE)
-            self.conn.executescript(SCHEMA)
-            self.meta = read_meta(self.conn)
-        except sqlite3.DatabaseError as exc:
-            raise _write_error(self.index_dir, exc) from None
-        if self.meta and int(self.meta.get("format_version", 0)) != FORMAT_VERSION:
-            raise IndexMismatchError(f"the index at {self.index_dir} has format version "
-                                     f"{self.meta.get('format_version')}; move it away and build a new one")
-        self.rebuild = bool(self.meta) and (json.loads(self.meta["embedder"]), json.loads(self.meta["chunker"]),
-                                            self.meta["analyzer"]) != (self.embedder, self.chunker, ANALYZER)
+        self.where = str(self.index_dir)
+        self._setup(embedder_id, dimension, settings)
 
     @classmethod
     def for_existing(cls, index_dir: Path) -> "IndexWriter":
@@ -95,143 +53,24 @@ class IndexWriter:
         return cls(index_dir, embedder["id"], embedder["dimension"],
                    ChunkerSettings(chunker["max_tokens"], chunker["overlap_tokens"]))
 
-    def close(self) -> None:
-        self.conn.close()
+    def _create(self) -> sqlite3.Connection:
+        conn = connect(self.index_dir / DATABASE)
+        conn.executescript(SCHEMA)
+        return conn
 
-    def stored(self) -> dict[str, tuple[str, str]]:
-        """doc_id -> (sha256, source path) of every article in the index."""
-        return {doc_id: (sha, source) for doc_id, sha, source in
-                self.conn.execute("SELECT doc_id, sha256, source FROM documents")}
+    def _begin(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
 
-    def known_vectors(self, text_hashes: list[str]) -> dict[str, np.ndarray]:
-        """Vectors already in the index for chunk texts with these sha256s (same embedder only)."""
-        if self.rebuild and json.loads(self.meta["embedder"]) != self.embedder:
-            return {}
-        known = {}
-        for start in range(0, len(text_hashes), 500):
-            batch = text_hashes[start:start + 500]
-            for sha, blob in self.conn.execute(
-                    f"SELECT c.text_sha256, v.vector FROM chunks c JOIN vectors v ON v.chunk_id = c.id "
-                    f"WHERE c.text_sha256 IN ({','.join('?' * len(batch))})", batch):
-                known[sha] = np.frombuffer(blob, dtype=np.float32)
-        return known
+    def _vector_param(self, vector: np.ndarray) -> bytes:
+        return vector.tobytes()
 
-    def commit(self, added: list[tuple[Document, list[Chunk], np.ndarray]], removed: list[str],
-               language: str | None = None) -> tuple[int, int]:
-        """Replace or add the `added` articles and delete `removed` ones in one transaction.
-        Returns (chunks removed, generation committed)."""
-        conn = self.conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                meta = read_meta(conn)
-                generation = int(meta.get("generation", 0)) + 1
-                epoch = int(meta.get("epoch", 0))
-                frequencies: Counter = Counter()  # document frequency changes, by term
-                if self.rebuild:
-                    dropped = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
-                    for table in ("documents", "chunks", "vectors", "removed", "postings", "terms"):
-                        conn.execute(f"DELETE FROM {table}")
-                    epoch += 1
-                else:
-                    dropped = sum(self._delete(doc_id, generation, frequencies)
-                                  for doc_id in [*removed, *(doc.doc_id for doc, _, _ in added)])
-                postings: dict[str, tuple[list[int], list[int]]] = {}
-                for doc, chunks, vectors in added:
-                    self._insert(doc, chunks, vectors, postings)
-                self._write_postings(postings, frequencies, generation)
-                count = conn.execute("SELECT count(*) FROM chunks").fetchone()[0] if self.rebuild else \
-                    int(meta.get("chunk_count", 0)) - dropped + sum(len(c) for _, c, _ in added)
-                now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-                values = {"format_version": str(FORMAT_VERSION), "embedder": json.dumps(self.embedder),
-                          "chunker": json.dumps(self.chunker), "analyzer": ANALYZER,
-                          "language": language or meta.get("language", "de"), "generation": str(generation),
-                          "epoch": str(epoch), "chunk_count": str(count), "updated_at": now,
-                          "created_at": now if self.rebuild else meta.get("created_at", now),
-                          "rag_version": __version__}
-                conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", values.items())
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        except sqlite3.DatabaseError as exc:
-            raise _write_error(self.index_dir, exc) from None
-        self.meta = read_meta(conn)
-        self.rebuild = False
-        return dropped, generation
+    def _vector_value(self, value: bytes) -> np.ndarray:
+        return np.frombuffer(value, dtype=np.float32)
 
-    def _delete(self, doc_id: str, generation: int, frequencies: Counter) -> int:
-        """Delete an article's rows. Its postings stay (readers skip removed chunks) until merged."""
-        rows = self.conn.execute("SELECT id, text FROM chunks WHERE doc_id = ?", (doc_id,)).fetchall()
-        for _, text in rows:
-            frequencies.subtract(chunk_terms(text).keys())
-        self.conn.executemany("DELETE FROM vectors WHERE chunk_id = ?", [(i,) for i, _ in rows])
-        self.conn.executemany("INSERT OR REPLACE INTO removed(chunk_id, generation) VALUES (?, ?)",
-                              [(i, generation) for i, _ in rows])
-        self.conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
-        self.conn.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
-        return len(rows)
-
-    def _insert(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray,
-                postings: dict[str, tuple[list[int], list[int]]]) -> None:
-        source = str(Path(doc.path).resolve()) if doc.path else ""
-        self.conn.execute("INSERT INTO documents(doc_id, path, source, sha256, date, text) VALUES (?, ?, ?, ?, ?, ?)",
-                          (doc.doc_id, doc.path, source, doc.sha256, doc.date, doc.text))
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        for chunk, vector in zip(chunks, vectors):
-            cursor = self.conn.execute(
-                "INSERT INTO chunks(doc_id, chunk_id, start_char, end_char, text, text_sha256) VALUES (?, ?, ?, ?, ?, ?)",
-                (chunk.doc_id, chunk.chunk_id, chunk.start, chunk.end, chunk.text, sha256_bytes(chunk.text.encode())))
-            row = cursor.lastrowid
-            terms = chunk_terms(chunk.text)
-            self.conn.execute("INSERT INTO vectors(chunk_id, vector, terms) VALUES (?, ?, ?)",
-                              (row, vector.tobytes(), sum(terms.values())))
-            for term, tf in terms.items():
-                ids, tfs = postings.setdefault(term, ([], []))
-                ids.append(row)
-                tfs.append(tf)
-
-    def _write_postings(self, postings: dict[str, tuple[list[int], list[int]]], frequencies: Counter,
-                        generation: int) -> None:
-        """One new segment per term of the added chunks; document frequencies updated; a term with
-        too many segments merged into one."""
-        for term, (ids, tfs) in postings.items():
-            frequencies[term] += len(ids)
-        self.conn.executemany("INSERT INTO postings(term, segment, ids, tfs) VALUES (?, ?, ?, ?)",
-                              ((term, generation, *encode_postings(ids, tfs)) for term, (ids, tfs) in postings.items()))
-        self.conn.executemany(
-            "INSERT INTO terms(term, df, segments) VALUES (?, ?, ?) "
-            "ON CONFLICT(term) DO UPDATE SET df = df + excluded.df, segments = segments + excluded.segments",
-            ((term, change, int(term in postings)) for term, change in frequencies.items()))
-        crowded = [row[0] for row in self.conn.execute(f"SELECT term FROM terms WHERE segments > {MERGE_SEGMENTS}")]
-        for term in crowded:
-            self.merge(term, generation)
-
-    def merge(self, term: str, generation: int) -> None:
-        """Rewrite a term's segments as one, without the chunks removed since they were written."""
-        parts = [decode_postings(ids, tfs) for ids, tfs in
-                 self.conn.execute("SELECT ids, tfs FROM postings WHERE term = ?", (term,))]
-        ids, tfs = (np.concatenate(column) for column in zip(*parts))
-        gone = {row[0] for row in self.conn.execute(
-            f"SELECT chunk_id FROM removed WHERE chunk_id IN ({','.join('?' * len(ids))})", ids.tolist())} \
-            if len(ids) < 30000 else {row[0] for row in self.conn.execute("SELECT chunk_id FROM removed")}
-        keep = np.array([i not in gone for i in ids.tolist()], dtype=bool)
-        self.conn.execute("DELETE FROM postings WHERE term = ?", (term,))
-        if keep.any():
-            self.conn.execute("INSERT INTO postings(term, segment, ids, tfs) VALUES (?, ?, ?, ?)",
-                              (term, generation, *encode_postings(ids[keep].tolist(), tfs[keep].tolist())))
-        self.conn.execute("UPDATE terms SET segments = ? WHERE term = ?", (int(keep.any()), term))
-
-
-def _write_error(index_dir: Path, exc: sqlite3.DatabaseError) -> RagError:
-    reason = "the disk is full" if "full" in str(exc) or "disk I/O" in str(exc) else str(exc)
-    return RagError(f"could not write the index at {index_dir}: {reason}; the index is as it was before this run")
-
-
-def _under(source: str, roots: list[Path]) -> bool:
-    path = Path(source)
-    return any(path == root or root in path.parents for root in roots)
+    def write_error(self, exc: BaseException) -> RagError:
+        reason = "the disk is full" if "full" in str(exc) or "disk I/O" in str(exc) else str(exc)
+        return RagError(f"could not write the index at {self.index_dir}: {reason}; "
+                        "the index is as it was before this run")
 
 
 def build_index(paths: list[Path], index_dir: Path, embedder: Embedder,
@@ -246,43 +85,18 @@ def build_index(paths: list[Path], index_dir: Path, embedder: Embedder,
     """
     started = time.perf_counter()
     index_dir = Path(index_dir)
-    loaded = load_documents([Path(p) for p in paths], max_file_mb)
-    if not loaded.documents:
-        reasons = "; ".join(f"{p}: {r}" for p, r in loaded.skipped[:3])
-        raise RagError(f"no article to index under {', '.join(map(str, paths))}" + (f" ({reasons})" if reasons else ""))
-    notes = [(d.path, d.note) for d in loaded.documents if d.note]
-    if settings.max_tokens > embedder.max_tokens:
-        raise RagError(f"chunks of {settings.max_tokens} tokens exceed the embedder's limit of {embedder.max_tokens}")
+    loaded = load_articles(paths, embedder, settings, max_file_mb)
     with writer_lock(index_dir, wait, on_wait):
         writer = IndexWriter(index_dir, embedder.model_id, embedder.dimension, settings)
         try:
-            stored = writer.stored()
-            roots = [Path(p).resolve() for p in paths]
-            present = {d.doc_id for d in loaded.documents} | {Path(p).stem for p, _ in loaded.skipped}
-            removed = [] if add_only else sorted(doc_id for doc_id, (_, source) in stored.items()
-                                                 if doc_id not in present and _under(source, roots))
-            changed = [d for d in loaded.documents if writer.rebuild or stored.get(d.doc_id, ("",))[0] != d.sha256]
-            total = len(set(stored) - set(removed) | {d.doc_id for d in loaded.documents})
-            if not changed and not removed:
-                return BuildReport(index_dir, total, int(writer.meta.get("chunk_count", 0)), 0, 0, True,
-                                   time.perf_counter() - started, loaded.skipped, notes=notes)
-            chunked = [(doc, chunk_document(doc, embedder.count_tokens, settings)) for doc in changed]
-            texts = [c.text for _, chunks in chunked for c in chunks]
-            vectors, reused = _embed_reusing(texts, embedder, writer, index_dir, on_progress)
-            added, at = [], 0
-            for doc, chunks in chunked:
-                added.append((doc, chunks, vectors[at:at + len(chunks)]))
-                at += len(chunks)
-            language = None
-            if not stored or writer.rebuild or not add_only:
-                language = Counter(detect_language(d.text[:3000]) for d in loaded.documents).most_common(1)[0][0]
-            writer.commit(added, removed, language)
-            chunk_count = int(writer.meta["chunk_count"])
+            report = apply_articles(writer, loaded, paths, embedder, settings, started, add_only=add_only,
+                                    on_progress=on_progress, known=_old_format_vectors(index_dir, embedder.model_id))
         finally:
             writer.close()
-        _remove_old_format(index_dir)
-    return BuildReport(index_dir, total, chunk_count, len(texts) - reused, reused, False,
-                       time.perf_counter() - started, loaded.skipped, [d.doc_id for d in changed], removed, notes)
+        if not report.up_to_date:
+            _remove_old_format(index_dir)
+    report.index_dir = index_dir
+    return report
 
 
 def remove_documents(index_dir: Path, doc_ids: list[str], wait: bool = True,
@@ -296,36 +110,11 @@ def remove_documents(index_dir: Path, doc_ids: list[str], wait: bool = True,
     with writer_lock(index_dir, wait, on_wait):
         writer = IndexWriter.for_existing(index_dir)
         try:
-            stored = {row[0] for row in writer.conn.execute(
-                f"SELECT doc_id FROM documents WHERE doc_id IN ({','.join('?' * len(doc_ids))})", doc_ids)}
-            unknown = [doc_id for doc_id in doc_ids if doc_id not in stored]
-            if unknown:
-                raise RagError(f"no document {', '.join(map(repr, unknown))} in the index at {index_dir}; "
-                               "nothing was removed (`rag documents` lists the ids)")
-            dropped, _ = writer.commit([], sorted(stored))
+            report = remove_articles(writer, doc_ids, started)
         finally:
             writer.close()
-    return RemoveReport(index_dir, sorted(stored), dropped, time.perf_counter() - started)
-
-
-def _embed_reusing(texts: list[str], embedder: Embedder, writer: IndexWriter, index_dir: Path,
-                   on_progress: Callable[[int, int], None] | None) -> tuple[np.ndarray, int]:
-    """Vectors for `texts`, taking those of chunk texts the index (or an old-format one) already holds."""
-    keys = [sha256_bytes(t.encode()) for t in texts]
-    known = _old_format_vectors(index_dir, embedder.model_id)
-    known.update(writer.known_vectors(sorted(set(keys) - set(known))))
-    todo = sorted({k: t for k, t in zip(keys, texts) if k not in known}.items())
-    if on_progress:
-        on_progress(0, len(todo))
-    for start in range(0, len(todo), EMBED_BATCH):
-        batch = todo[start:start + EMBED_BATCH]
-        for (key, _), vector in zip(batch, embedder.embed([text for _, text in batch])):
-            known[key] = vector
-        if on_progress:
-            on_progress(min(start + EMBED_BATCH, len(todo)), len(todo))
-    if not keys:
-        return np.zeros((0, embedder.dimension), np.float32), 0
-    return np.stack([known[k] for k in keys]).astype(np.float32), len(texts) - len(todo)
+    report.index_dir = index_dir
+    return report
 
 
 def _old_format_vectors(index_dir: Path, embedder_id: str) -> dict[str, np.ndarray]:
