@@ -12,7 +12,7 @@ from pathlib import Path
 
 import faiss
 from fakes import FakeEmbedder, assert_postings_consistent
-from index_writer_child import SETTINGS, extra_text, marker, read_round
+from index_writer_child import SETTINGS, extra_text, marker, read_round, wait_for_round, watch_while_it_writes
 
 from rag.search.retrieval import RetrievalSettings, Retriever
 from rag.store.sqlite import DATABASE, build_index, open_index
@@ -46,15 +46,6 @@ def assert_one_consistent_state(index_dir: Path, seed_ids: set[str], rounds: int
         else:
             assert not index.lexical_search(marker(i), 5), i  # no orphan of a removed article
     return next(iter(extras), None)
-
-
-def wait_for_round(round_file: Path, target: int, child: subprocess.Popen) -> None:
-    """Until the writer has begun round `target` (bounded: a writer stuck for a minute is a failure)."""
-    deadline = time.monotonic() + 60
-    while read_round(round_file) < target:
-        assert child.poll() is None, child.stderr.read()
-        assert time.monotonic() < deadline, f"the writer did not reach round {target} in 60 s"
-        time.sleep(0.005)
 
 
 def test_kill_9_at_random_moments_leaves_the_old_or_the_new_state(seeds, tmp_path):
@@ -128,34 +119,5 @@ def retrievable_ids(index, query: str) -> set[str]:
 def test_an_open_reader_never_sees_a_half_written_change(seeds, tmp_path):
     build_index([seeds], tmp_path / "idx", FakeEmbedder(), SETTINGS)
     reader = open_index(tmp_path / "idx")
-    seed_ids = set(reader.documents)
-    retriever = Retriever(reader, FakeEmbedder(), RetrievalSettings(k=5))
-    writer = subprocess.Popen([sys.executable, str(HERE / "index_writer_child.py"), str(seeds), str(tmp_path / "idx"),
-                               str(tmp_path / "round")],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    generations, checks = set(), 0
-    try:
-        assert writer.stdout.readline() == "ready\n", writer.stderr.read()
-        # Until the reader has seen the writer commit several times, however slow a loaded machine
-        # makes it; the minute is a bound for a stuck writer, not the expected time.
-        deadline = time.monotonic() + 60
-        while len(generations) <= 5 or checks <= len(generations):
-            assert time.monotonic() < deadline, (generations, checks)
-            assert writer.poll() is None, writer.stderr.read()
-            with reader.snapshot():
-                docs = set(reader.documents)
-                extras = sorted(docs - seed_ids)
-                assert seed_ids <= docs and len(extras) <= 1, docs
-                for doc_id in extras:
-                    chunks = reader.chunks_of(doc_id)
-                    assert chunks[-1].end == len(reader.documents[doc_id].text)
-                    number = int(doc_id.split("_")[1])
-                    hits = retriever.search(f"Thema {marker(number)}", mode="bm25").chunks
-                    assert hits and {h.chunk.doc_id for h in hits} == {doc_id}
-                assert reader.chunk_count == sum(len(reader.chunks_of(d)) for d in docs)
-                generations.add(reader.generation)
-                checks += 1
-    finally:
-        writer.kill()
-        writer.wait()
+    generations, checks = watch_while_it_writes(reader, seeds, str(tmp_path / "idx"), tmp_path / "round")
     assert len(generations) > 5 and checks > len(generations), (generations, checks)  # it saw the writer at work

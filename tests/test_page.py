@@ -47,7 +47,7 @@ def articles(tmp_path_factory) -> Path:
     for path in SEEDS.iterdir():
         (folder / path.name).write_bytes(path.read_bytes())
     (folder / "markup.txt").write_text(
-        "date 2025-01-05\nPinguine im Zoo: <script>window.pwned = 1</script> und "
+        "date 2025-01-05\nPinguine im Zoo \U0001F427: <script>window.pwned = 1</script> und "
         "<img src=x onerror=\"window.pwned = 2\"> "
         "stehen als Zeichen im Text. Die Pinguine leben im Süden.", encoding="utf-8")
     return folder
@@ -237,7 +237,7 @@ def test_a_quote_that_no_longer_stands_at_its_offsets_is_a_warning_not_a_mark(tm
         assert "Korrektur vorab." in page.inner_text("#reader-text")
 
 
-def test_article_markup_is_shown_as_characters_and_runs_nothing(server, opened):
+def test_article_markup_is_shown_as_characters_and_runs_nothing_and_offsets_count_characters(server, opened):
     opened_page = opened(server)
     page = opened_page.page
     page.get_by_role("button", name="Search").click()
@@ -248,6 +248,10 @@ def test_article_markup_is_shown_as_characters_and_runs_nothing(server, opened):
     assert "<script>window.pwned = 1</script>" in hit.inner_text()
     hit.get_by_role("button", name="Open in the article").click()
     page.locator("#reader-text mark").wait_for()
+    # The penguin lies outside the Basic Multilingual Plane: one character for the server, two UTF-16
+    # units for JavaScript. The passage still stands at its offsets, so no warning.
+    assert page.locator("#reader-warning").is_hidden()
+    assert page.inner_text("#reader-text mark") == hit.locator(".passage-text").inner_text()
     assert "<img src=x onerror=\"window.pwned = 2\">" in page.inner_text("#reader-text")
     assert page.evaluate("window.pwned") is None
     assert page.locator("#conversation script, #conversation img, #reader script, #reader img").count() == 0

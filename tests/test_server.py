@@ -5,15 +5,13 @@ index reloads are. tests/test_real_models.py asks the real models through a `rag
 """
 
 import json
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-import uvicorn
-from conftest import AGREEMENTS_DOC, VISIT_DOC, wait_until_healthy
+from conftest import AGREEMENTS_DOC, VISIT_DOC, LiveServer
 from fakes import FakeEmbedder, SlowGenerator
 from typer.testing import CliRunner
 
@@ -26,34 +24,6 @@ from rag.store.sqlite import build_index
 
 QUESTION = "Wie viele Kooperationsabkommen unterzeichneten beide Seiten?"
 REPLY = "Mehr als 20 Abkommen [1]."
-
-
-class LiveServer:
-    """A real uvicorn server in a thread, on a port the OS picked."""
-
-    def __init__(self, app):
-        self.socket = socket.socket()
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False,
-                                                    timeout_graceful_shutdown=1))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
-
-    def start(self) -> "LiveServer":
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.01)
-        return self
-
-    def wait_ready(self, timeout: float = 10) -> None:
-        wait_until_healthy(self.url, timeout=timeout)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from rag.models.packages import cached_sha256, rag_home, resolve_embedder_path, 
 from rag.models.translation import QueryTranslator
 from rag.search.retrieval import RetrievalSettings, Retriever
 from rag.store.base import Store
-from rag.store.sqlite import open_index
+from rag.store.locations import Location, open_store
 
 DEFAULT_INDEX = Path("indexes/seeds")
 DEFAULT_SEEDS = Path("seeds")
@@ -82,12 +82,12 @@ class ModelChoice:
     server: ServerChoice = field(default_factory=ServerChoice)
 
 
-def open_answerer(index_dir: Path, choice: ModelChoice = ModelChoice(),
+def open_answerer(index_dir: Location, choice: ModelChoice = ModelChoice(),
                   retrieval: RetrievalSettings = RetrievalSettings(), answer: AnswerSettings = AnswerSettings(),
                   progress: Callable[[int, int], None] | None = None) -> QuestionAnswerer:
     """An answerer over the index at `index_dir`, refusing it if it was built with another embedder."""
     embedder = make_embedder(choice.embedder)
-    index = open_index(index_dir, embedder.model_id)
+    index = open_store(index_dir, embedder.model_id)
     return answerer_for(index, embedder, make_generator(choice.model, progress, choice.server), retrieval, answer)
 
 

@@ -23,7 +23,6 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Callable
 
 import anyio.to_thread
@@ -36,7 +35,7 @@ from rag.models.embedding import Embedder
 from rag.models.generation import Generator
 from rag.search.retrieval import RetrievalResult, RetrievalSettings
 from rag.store.base import Store
-from rag.store.sqlite import open_index
+from rag.store.locations import Location, describe, location, open_store
 
 
 class SerializedEmbedder(Embedder):
@@ -74,9 +73,9 @@ class SerializedEmbedder(Embedder):
 class AnswerService:
     """One index folder and the models that answer over it; `load()` once, then any thread may call."""
 
-    def __init__(self, index_dir: Path, embedder: Embedder, generator: Generator,
+    def __init__(self, index_dir: Location, embedder: Embedder, generator: Generator,
                  retrieval: RetrievalSettings = RetrievalSettings(), answer: AnswerSettings = AnswerSettings()):
-        self.index_dir = Path(index_dir)
+        self.index_dir = location(index_dir)
         self.embedder = SerializedEmbedder(embedder)
         self.generator = generator
         self.retrieval = retrieval
@@ -87,7 +86,7 @@ class AnswerService:
         self._loaded = False
 
     @classmethod
-    def from_choice(cls, index_dir: Path, choice: pipeline.ModelChoice = pipeline.ModelChoice(),
+    def from_choice(cls, index_dir: Location, choice: pipeline.ModelChoice = pipeline.ModelChoice(),
                     retrieval: RetrievalSettings = RetrievalSettings(), answer: AnswerSettings = AnswerSettings(),
                     progress: Callable[[int, int], None] | None = None) -> AnswerService:
         """Models resolved as the CLI resolves them; nothing is loaded yet."""
@@ -112,7 +111,7 @@ class AnswerService:
             with self._reopen:
                 current = self._answerer
                 if current is None:
-                    index = open_index(self.index_dir, self.embedder.model_id)
+                    index = open_store(self.index_dir, self.embedder.model_id)
                     current = pipeline.answerer_for(index, self.embedder, self.generator, self.retrieval,
                                                     self.answer_settings)
                     self._answerer = current
@@ -131,18 +130,20 @@ class AnswerService:
         return answerer.index, answerer.retriever.search(query, k=k, mode=mode)
 
     def status(self) -> dict:
-        """Model and embedder ids and hashes, and the live index's size and build time."""
-        answerer = self._answerer
+        """Model and embedder ids and hashes, and the live index's size and build time (from one
+        snapshot: a store that cannot be reached is StoreUnavailable, a 503)."""
         models = {"generator": self.generator.model_id, "generator_sha256": getattr(self.generator, "sha256", ""),
                   "embedder": self.embedder.model_id, "embedder_sha256": self.embedder.sha256}
-        index = None
-        if answerer is not None:
-            manifest = answerer.index.manifest
-            index = {"path": str(self.index_dir), "generation": answerer.index.generation,
-                     "documents": len(answerer.index.documents), "chunks": answerer.index.chunk_count,
-                     "built_at": manifest.created_at, "updated_at": manifest.updated_at,
-                     "language": manifest.language}
-        return {"models": models, "index": index}
+        answerer = self._answerer
+        if answerer is None:
+            return {"models": models, "index": None}
+        index = answerer.index
+        with index.snapshot():
+            manifest = index.manifest
+            return {"models": models, "index": {
+                "path": describe(self.index_dir), "generation": index.generation, "documents": len(index.documents),
+                "chunks": index.chunk_count, "built_at": manifest.created_at, "updated_at": manifest.updated_at,
+                "language": manifest.language}}
 
 
 class QueueFull(RagError):

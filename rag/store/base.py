@@ -19,8 +19,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from rag.errors import RagError
 from rag.text.chunking import Chunk
 from rag.text.documents import Document
+
+
+class StoreUnavailable(RagError):
+    """The store cannot be reached now (its database restarts, say); the same request may succeed
+    later without reopening anything: an HTTP server answers 503."""
 
 
 @dataclass(frozen=True)

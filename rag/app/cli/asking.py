@@ -95,7 +95,7 @@ def print_answer_sources(answer: Answer, console: Console = out) -> None:
 @app.command(epilog='Example: $ rag ask "How many agreements were signed?"')
 @friendly
 def ask(question: str = typer.Argument(..., help="The question, in English or German."),
-        index_dir: Path = IndexOption,
+        index_dir: str = IndexOption,
         k: int = KOption,
         min_support: float = MinSupportOption,
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
@@ -122,7 +122,7 @@ def ask(question: str = typer.Argument(..., help="The question, in English or Ge
 @friendly
 def batch(file: Path = typer.Argument(..., help="Questions: .jsonl ({\"id\", \"question\"}), .txt or .csv."),
           output: Path = typer.Option(..., "-o", "--output", help="Where to write the answers (JSON lines)."),
-          index_dir: Path = IndexOption,
+          index_dir: str = IndexOption,
           k: int = KOption,
           min_support: float = MinSupportOption,
           model: Optional[str] = ModelOption,
@@ -181,7 +181,7 @@ def models(model: Optional[str] = ModelOption, embedder: Optional[str] = Embedde
 
 @app.command(epilog="Example: $ rag chat --index indexes/articles")
 @friendly
-def chat(index_dir: Path = IndexOption,
+def chat(index_dir: str = IndexOption,
          k: int = KOption,
          min_support: float = MinSupportOption,
          model: Optional[str] = ModelOption,

@@ -121,7 +121,7 @@ def bench_index(chunks: str = typer.Option("1000,10000,100000", help="Index size
 @friendly
 def bench_speed(question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--set",
                                                   help="Questions (the evaluation set's JSON lines)."),
-                index_dir: Path = IndexOption,
+                index_dir: str = IndexOption,
                 limit: Optional[int] = typer.Option(None, help="Only the first N questions."),
                 model: Optional[str] = ModelOption, embedder: Optional[str] = EmbedderOption,
                 isolated: bool = typer.Option(False, "--isolated", help="Each question reads its sources as if "

@@ -29,7 +29,8 @@ out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 EXIT_ERROR = 2
 
-IndexOption = typer.Option(pipeline.DEFAULT_INDEX, "--index", help="Index folder.")
+IndexOption = typer.Option(str(pipeline.DEFAULT_INDEX), "--index",
+                           help="Index folder, or a PostgreSQL URL: postgresql://user@host/db?schema=name.")
 ModelOption = typer.Option(None, "--model", help="GGUF file, or 'fast' for the packaged 0.5B model "
                                                    "(default: $RAG_MODEL, else the packaged Qwen2.5 1.5B).")
 EmbedderOption = typer.Option(None, "--embedder",

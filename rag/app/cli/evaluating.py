@@ -31,7 +31,7 @@ from rag.app.cli.common import (
 @app.command("eval", epilog="Example: $ rag eval --summary eval-summary.md")
 @friendly
 def evaluate(question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--set", help="Evaluation questions (JSON lines)."),
-             index_dir: Path = IndexOption,
+             index_dir: str = IndexOption,
              baseline: Path = typer.Option(Path("eval/baseline.json"), help="Report to compare with."),
              report: Path = typer.Option(Path("eval/reports/latest.json"), help="Where to write this run's report."),
              update_baseline: bool = typer.Option(False, "--update-baseline", help="Write this run as the new baseline."),

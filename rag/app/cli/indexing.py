@@ -17,7 +17,7 @@ from rag.text.documents import MAX_FILE_MB
 @app.command(epilog="Example: $ rag index ~/articles --index indexes/articles")
 @friendly
 def index(paths: list[Path] = typer.Argument(None, help="Files or folders of .txt/.md articles (default: seeds/)."),
-          index_dir: Path = IndexOption,
+          index_dir: str = IndexOption,
           add: bool = typer.Option(False, "--add", help="Only add or update these files; remove nothing."),
           no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once if another rag is writing the index."),
           max_file_mb: float = typer.Option(MAX_FILE_MB, help="Skip files larger than this (megabytes)."),
@@ -26,7 +26,7 @@ def index(paths: list[Path] = typer.Argument(None, help="Files or folders of .tx
           overlap: int = typer.Option(ChunkerSettings.overlap_tokens, help="Overlap between chunks in tokens.")):
     """Build or update an index: new and changed articles are indexed, articles whose files are
     gone from the given folders are removed. Unchanged input does no work."""
-    from rag.store.sqlite import build_index
+    from rag.store.locations import build_store, describe
 
     try:
         settings = ChunkerSettings(max_tokens, overlap)
@@ -39,22 +39,22 @@ def index(paths: list[Path] = typer.Argument(None, help="Files or folders of .tx
     try:
         with progress_bar("embedding") as bar:
             task = bar.add_task("embedding", total=None)
-            report = build_index(paths, index_dir, pipeline.make_embedder(embedder), settings,
+            report = build_store(paths, index_dir, pipeline.make_embedder(embedder), settings,
                                  on_progress=lambda done, total: bar.update(task, completed=done, total=total),
                                  add_only=add, max_file_mb=max_file_mb, wait=not no_wait,
                                  on_wait=lambda message: err.print(message, soft_wrap=True))
     except KeyboardInterrupt:
-        err.print(f"interrupted: the index at {index_dir} is as it was before this run")
+        err.print(f"interrupted: the index at {describe(index_dir)} is as it was before this run")
         raise typer.Exit(130)
     for path, reason in report.skipped:
         err.print(f"skipped {path}: {reason}", soft_wrap=True)
     for path, note in report.notes:
         err.print(f"{path}: {note}", soft_wrap=True)
     if report.up_to_date:
-        out.print(f"{index_dir} is up to date: {report.documents} documents, {report.chunks} chunks; nothing to embed.")
+        out.print(f"{describe(index_dir)} is up to date: {report.documents} documents, {report.chunks} chunks; nothing to embed.")
     else:
         removed = f", removed {len(report.removed)}" if report.removed else ""
-        out.print(f"indexed {report.documents} documents into {report.chunks} chunks at {index_dir} "
+        out.print(f"indexed {report.documents} documents into {report.chunks} chunks at {describe(index_dir)} "
                   f"(added or changed {len(report.added)}{removed}; embedded {report.embedded}, "
                   f"reused {report.reused}) in {report.seconds:.1f} s", soft_wrap=True)
 
@@ -62,26 +62,26 @@ def index(paths: list[Path] = typer.Argument(None, help="Files or folders of .tx
 @app.command(epilog="Example: $ rag remove 000_81614b4d2948c4c6 --index indexes/articles")
 @friendly
 def remove(doc_ids: list[str] = typer.Argument(..., help="Document ids (file names without .txt/.md)."),
-           index_dir: Path = IndexOption,
+           index_dir: str = IndexOption,
            no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once if another rag is writing the index.")):
     """Remove articles from an index by id: their text can no longer be retrieved or cited."""
-    from rag.store.sqlite import remove_documents
+    from rag.store.locations import describe, remove_from_store
 
-    report = remove_documents(index_dir, doc_ids, wait=not no_wait,
+    report = remove_from_store(index_dir, doc_ids, wait=not no_wait,
                               on_wait=lambda message: err.print(message, soft_wrap=True))
     out.print(f"removed {len(report.removed)} document{'s' if len(report.removed) != 1 else ''} "
-              f"({report.chunks} chunk{'s' if report.chunks != 1 else ''}) from {index_dir} in {report.seconds:.2f} s",
+              f"({report.chunks} chunk{'s' if report.chunks != 1 else ''}) from {describe(index_dir)} in {report.seconds:.2f} s",
               soft_wrap=True)
 
 
 @app.command(epilog="Example: $ rag documents --index indexes/articles")
 @friendly
-def documents(index_dir: Path = IndexOption,
+def documents(index_dir: str = IndexOption,
               as_json: bool = typer.Option(False, "--json", help="One JSON object a line.")):
     """List the articles in an index: id, date, chunks, file."""
-    from rag.store.sqlite import open_index
+    from rag.store.locations import open_store
 
-    for row in open_index(index_dir).document_list():
+    for row in open_store(index_dir).document_list():
         if as_json:
             print(json.dumps(row, ensure_ascii=False))
         else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import typer
@@ -41,7 +40,7 @@ def _is_loopback(host: str) -> bool:
 
 @app.command(epilog="Example: $ rag serve --port 8000 --api-key \"$(cat key.txt)\"")
 @friendly
-def serve(index_dir: Path = IndexOption,
+def serve(index_dir: str = IndexOption,
           host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; another than loopback needs --api-key."),
           port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port (0: any free one, printed)."),
           api_key: Optional[str] = typer.Option(None, "--api-key", envvar="RAG_API_KEY", show_envvar=True,
@@ -65,14 +64,14 @@ def serve(index_dir: Path = IndexOption,
 
     from rag.app.http.server import ServerSettings, create_app
     from rag.app.service import AnswerService
-    from rag.store.sqlite import open_index
+    from rag.store.locations import describe, open_store
 
     if not _is_loopback(host) and not api_key:
         fail(f"refusing to listen on {host} without an API key: pass --api-key KEY (or set RAG_API_KEY), "
              "or listen on 127.0.0.1")
     if parallel > 1 and not pipeline.ServerChoice(llm_url).urls:
         fail("--parallel above 1 needs a model server (--llm-url): the in-process model answers one question at a time")
-    open_index(index_dir)  # no index, or one of an older format: one line now, before the models load
+    open_store(index_dir)  # no index, or one of an older format: one line now, before the models load
     try:
         service = AnswerService.from_choice(index_dir, model_choice(model, embedder, llm_url, llm_timeout),
                                             RetrievalSettings(mode=retrieval), AnswerSettings(k=k, min_support=min_support),
@@ -99,7 +98,7 @@ def serve(index_dir: Path = IndexOption,
     app_ = create_app(service, ServerSettings(api_key or None, max_queue, tuple(cors_origin), parallel), stop_on_failure)
     server = uvicorn.Server(uvicorn.Config(app_, log_config=None, access_log=False, timeout_graceful_shutdown=5))
     bound = listener.getsockname()[1]
-    err.print(f"rag serve: http://{host}:{bound} (index {index_dir}); loading models, /health says 503 until ready",
+    err.print(f"rag serve: http://{host}:{bound} (index {describe(index_dir)}); loading models, /health says 503 until ready",
               soft_wrap=True)
     server.run(sockets=[listener])
     if failure:

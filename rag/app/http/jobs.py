@@ -23,6 +23,7 @@ from rag.app.chat import ChatSession
 from rag.app.http.errors import ApiError, error_body
 from rag.app.service import AnswerService, Job, JobCancelled, ModelQueue, QueueFull
 from rag.errors import RagError
+from rag.store.base import StoreUnavailable
 
 log = logging.getLogger("rag.server")
 
@@ -156,6 +157,8 @@ def job_value(job: Job):
         raise ApiError(499, "the request was cancelled") from None
     except ValueError as exc:
         raise ApiError(422, str(exc)) from None
+    except StoreUnavailable as exc:
+        raise ApiError(503, str(exc), {"Retry-After": "5"}) from None
     except RagError as exc:
         raise ApiError(500, str(exc)) from None
     except Exception:

@@ -26,6 +26,7 @@ from rag.app.http.jobs import ServerSettings, ServerState
 from rag.app.http.middleware import BodyLimit, JsonByDefault, RequestLog
 from rag.app.service import AnswerService, ModelQueue
 from rag.errors import RagError
+from rag.store.locations import describe
 
 log = logging.getLogger("rag.server")
 
@@ -44,7 +45,7 @@ def create_app(service: AnswerService, settings: ServerSettings = ServerSettings
         try:
             service.load()
             log.info("ready: %s, %s, index %s", service.generator.model_id, service.embedder.model_id,
-                     service.index_dir)
+                     describe(service.index_dir))
         except (RagError, ValueError, OSError) as exc:
             state.load_error = str(exc)
             log.error("could not load: %s", exc)

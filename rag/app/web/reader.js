@@ -30,6 +30,7 @@ export class Reader {
   // Open `docId` with `passages` marked ({number, start, end, quote}; quote null: a bare passage
   // from a link) and the one starting at `focusStart` in view.
   async open(docId, passages, focusStart) {
+    const ticket = (this.opening = (this.opening || 0) + 1);  // a later open wins over an earlier one still loading
     this.pane.hidden = false;
     document.body.classList.add("reading");
     this.title.textContent = docId;
@@ -39,7 +40,9 @@ export class Reader {
     let doc;
     try {
       doc = await getJSON(`/v1/documents/${encodeURIComponent(docId)}`);
+      if (ticket !== this.opening) return;
     } catch (error) {
+      if (ticket !== this.opening) return;
       this.showWarnings([error.status === 404 ? t("articleGone", { doc: docId }) : error.message]);
       this.setMarks([]);
       return;

@@ -1,0 +1,59 @@
+"""Where an index lives, as every `--index` names it: a folder (the SQLite store, the default) or
+a PostgreSQL URL (the PostgreSQL store). The layers above open, build and change an index through
+these calls and never learn which store it is.
+
+>>> describe("postgresql://rag:s3cret@db/news"), describe("indexes/seeds")
+('postgresql://rag:***@db/news', 'indexes/seeds')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from rag.models.embedding import Embedder
+from rag.store.base import Store
+from rag.store.postgres.connection import is_database_url, redact
+from rag.store.writing import BuildReport, RemoveReport
+from rag.text.chunking import ChunkerSettings
+
+Location = Path | str
+
+
+def location(value: Location) -> Location:
+    """A PostgreSQL URL as given (a Path would fold its `//`), anything else as a folder."""
+    return value if is_database_url(value) else Path(value)
+
+
+def describe(value: Location) -> str:
+    """How messages and logs show a location: a URL without its password."""
+    return redact(value) if is_database_url(value) else str(value)
+
+
+def open_store(value: Location, embedder_id: str | None = None) -> Store:
+    """Open the index; refuse it if `embedder_id` differs from the one it was built with."""
+    if is_database_url(value):
+        from rag.store.postgres import open_index
+    else:
+        from rag.store.sqlite import open_index
+    return open_index(location(value), embedder_id)
+
+
+def build_store(paths: list[Path], value: Location, embedder: Embedder, settings: ChunkerSettings = ChunkerSettings(),
+                on_progress: Callable[[int, int], None] | None = None, **options) -> BuildReport:
+    """`rag index`: bring the index up to date with the articles under `paths` (options:
+    add_only, max_file_mb, wait, on_wait)."""
+    if is_database_url(value):
+        from rag.store.postgres import build_index
+    else:
+        from rag.store.sqlite import build_index
+    return build_index(paths, location(value), embedder, settings, on_progress, **options)
+
+
+def remove_from_store(value: Location, doc_ids: list[str], **options) -> RemoveReport:
+    """`rag remove`: remove articles by id in one change (options: wait, on_wait)."""
+    if is_database_url(value):
+        from rag.store.postgres import remove_documents
+    else:
+        from rag.store.sqlite import remove_documents
+    return remove_documents(location(value), doc_ids, **options)

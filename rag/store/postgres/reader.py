@@ -1,0 +1,74 @@
+"""Reading the PostgreSQL store: `open_index` and `PostgresIndex`.
+
+The tables are read as every backend reads them (`store.reading.TableIndex`); what is
+PostgreSQL's own: one connection per thread, a snapshot is a REPEATABLE READ, READ ONLY
+transaction (one committed generation, whatever writers do meanwhile), and dense search runs in
+the database: pgvector's exact inner product over the live vectors, nearest first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rag.errors import RagError
+from rag.store.postgres.connection import Connection, connect, redact
+from rag.store.reading import TableIndex
+
+
+def open_index(url: str, embedder_id: str | None = None) -> "PostgresIndex":
+    """Open the index at `url`; refuse it if `embedder_id` differs from its own."""
+    return PostgresIndex(url, embedder_id)
+
+
+def vector_literal(vector: np.ndarray) -> str:
+    """pgvector's text form; each float32 printed so that it reads back as the same float32.
+
+    >>> vector_literal(np.array([0.1, -2.0], dtype=np.float32))
+    '[0.10000000149011612,-2.0]'
+    """
+    return "[" + ",".join(map(repr, np.asarray(vector, dtype=np.float32).astype(np.float64).tolist())) + "]"
+
+
+class PostgresIndex(TableIndex):
+    """One open PostgreSQL index (a `store.base.Store`)."""
+
+    def __init__(self, url: str, embedder_id: str | None = None):
+        import psycopg
+
+        self.url = url
+        self.path = self.where = redact(url)
+        self.database_errors = (psycopg.Error,)
+        conn = self._connect()
+        try:
+            found = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0]
+        finally:
+            conn.close()
+        if not found:
+            raise RagError(f"no index at {self.where}; build one with `rag index --index URL` first")
+        self._open(embedder_id)
+
+    def _connect(self) -> Connection:
+        return connect(self.url, read_only=True)[0]
+
+    def _begin_read(self, conn: Connection) -> None:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+    def _end_read(self, conn: Connection) -> None:
+        conn.execute("ROLLBACK")  # a read transaction: nothing to keep
+
+    def _reset_dense(self) -> None:
+        """Nothing held: the vectors stay in the database."""
+
+    def _hold_rows(self, ids: np.ndarray, rows: list[tuple]) -> None:
+        """Nothing held but the live flags and lengths every reader keeps."""
+
+    def _drop_ids(self, ids: np.ndarray) -> None:
+        """Nothing held: removed vectors are gone from the table."""
+
+    def dense_search(self, vector: np.ndarray, limit: int) -> list[tuple[int, float]]:
+        """(chunk id, inner product) of the `limit` nearest chunks, nearest first (exact search)."""
+        literal = vector_literal(vector)
+        with self.snapshot() as conn:
+            rows = conn.execute("SELECT chunk_id, -(vector <#> ?::vector) FROM vectors "
+                                "ORDER BY vector <#> ?::vector, chunk_id LIMIT ?", (literal, literal, limit)).fetchall()
+        return [(int(i), float(s)) for i, s in rows]

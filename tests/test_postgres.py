@@ -1,0 +1,289 @@
+"""The PostgreSQL store against a real PostgreSQL 18 with pgvector (tests/postgres.py): the same
+ranking as the SQLite store, changes as single transactions, one writer at a time, one-line
+errors, values always bound, and the commands over `--index postgresql://…`."""
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from fakes import FakeEmbedder
+from index_writer_child import SETTINGS, marker, read_round, wait_for_round, watch_while_it_writes
+from postgres import PASSWORD, execute, running_postgres
+
+from rag.errors import RagError
+from rag.quality.indexbench import RandomEmbedder
+from rag.search.retrieval import RetrievalSettings, Retriever
+from rag.store.locking import IndexBusyError
+from rag.store.postgres import build_index, open_index, remove_documents
+from rag.store.postgres.writer import PostgresWriter, lock_key
+from rag.store.sqlite import build_index as build_sqlite
+from rag.store.sqlite import open_index as open_sqlite
+from rag.text.chunking import ChunkerSettings
+
+HERE = Path(__file__).parent
+QUERIES = ["Abkommen unterzeichnet", "Putin Xi Moskau Einladung", "Parade Peking Weltkrieg", "Kooperation Energie",
+           "alter Freund", "Shanghaier Organisation"]
+
+
+@pytest.fixture(scope="module")
+def server():
+    with running_postgres() as started:
+        yield started
+
+
+@pytest.fixture
+def postgres(server):
+    return server.url
+
+
+@pytest.fixture
+def url(postgres, request):
+    """A schema of its own for each test: several indexes share one database."""
+    schema = "t_" + request.node.name.lower().replace("[", "_").replace("]", "")[:40]
+    return f"{postgres}&schema={schema}" if "?" in postgres else f"{postgres}?schema={schema}"
+
+
+def embedder():
+    return FakeEmbedder(max_tokens=256)
+
+
+def named(index, hits):
+    return [(index.chunks_by_id([i])[i].chunk_id, round(score, 5)) for i, score in hits]
+
+
+def test_postgres_ranks_every_query_as_sqlite_does(url, seeds, tmp_path):
+    # Vectors drawn at random per text: no two scores tie, so any difference in order is a difference.
+    random = RandomEmbedder()
+    build_index([seeds], url, random, ChunkerSettings(max_tokens=64, overlap_tokens=8))
+    build_sqlite([seeds], tmp_path / "idx", random, ChunkerSettings(max_tokens=64, overlap_tokens=8))
+    pg, sq = open_index(url), open_sqlite(tmp_path / "idx")
+    assert pg.content_sha256 == sq.content_sha256 and pg.chunk_count == sq.chunk_count > 8
+    for query in QUERIES:
+        vector = random.embed([query])[0]
+        assert named(pg, pg.lexical_search(query, 8)) == named(sq, sq.lexical_search(query, 8)), query
+        assert named(pg, pg.dense_search(vector, 8)) == named(sq, sq.dense_search(vector, 8)), query
+        for mode in ("dense", "bm25", "hybrid"):
+            found = [Retriever(index, random, RetrievalSettings(k=5)).search(query, mode=mode).chunks
+                     for index in (pg, sq)]
+            assert [(r.chunk, r.rank) for r in found[0]] == [(r.chunk, r.rank) for r in found[1]], (query, mode)
+
+
+def test_adding_and_removing_an_article_is_one_change_an_open_reader_follows(url, seeds):
+    build_index([seeds], url, embedder())
+    reader = open_index(url)
+    before = reader.generation
+    extra = seeds.parent / "extra" / "pinguine.txt"
+    extra.parent.mkdir()
+    extra.write_text("Die Pinguine im Zoo von Peking bekamen einen neuen Teich.", encoding="utf-8")
+    report = build_index([extra], url, embedder(), add_only=True)
+    assert report.added == ["pinguine"] and report.embedded == 1
+    with reader.snapshot():
+        assert reader.generation == before + 1 and "pinguine" in reader.documents
+    assert {reader.chunks_by_id([i])[i].doc_id for i, _ in reader.lexical_search("Pinguine Teich", 3)} == {"pinguine"}
+    removed = remove_documents(url, ["pinguine"])
+    assert removed.removed == ["pinguine"] and removed.chunks == 1
+    assert reader.lexical_search("Pinguine Teich", 3) == [] and reader.generation == before + 2
+    assert build_index([seeds], url, embedder()).up_to_date  # nothing else changed
+
+
+def test_a_second_writer_waits_or_with_no_wait_fails_at_once(url, seeds):
+    build_index([seeds], url, embedder())
+    holder = PostgresWriter.for_existing(url)  # holds the writer lock from here on
+    try:
+        with pytest.raises(IndexBusyError, match="another rag is writing the index at .*; try again"):
+            build_index([seeds], url, embedder(), wait=False)
+        said, done = [], threading.Event()
+
+        def second() -> None:
+            build_index([seeds], url, embedder(), on_wait=said.append)
+            done.set()
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        assert not done.wait(1.0)  # it waits while the lock is held
+    finally:
+        holder.close()  # a writer that ends, or dies, lets go of the lock with its connection
+    thread.join(30)
+    assert done.is_set() and "waiting for it to finish" in said[0] and PASSWORD not in said[0]
+
+
+def test_failures_to_connect_are_one_line_without_the_password(postgres, url):
+    from conftest import free_port
+
+    wrong_port = url.replace(url.split("@")[1].split("/")[0], f"127.0.0.1:{free_port()}")
+    for target, reason in [(wrong_port, "Connection refused"), (url.replace(quote(PASSWORD, safe=""), "wrong"),
+                                                                  "password authentication failed")]:
+        with pytest.raises(RagError) as failure:
+            open_index(target)
+        message = str(failure.value)
+        assert message.startswith("cannot connect to PostgreSQL at postgresql://rag:***@") and reason in message
+        assert "\n" not in message and PASSWORD not in message and quote(PASSWORD, safe="") not in message
+    with pytest.raises(RagError, match="no index at .*; build one with `rag index --index URL` first"):
+        open_index(url)
+
+
+def test_a_database_without_the_vector_extension_is_one_line(postgres):
+    admin = postgres
+    execute(admin, "CREATE ROLE plain LOGIN PASSWORD 'plain'", "CREATE DATABASE plain OWNER plain")
+    plain = admin.replace(admin.split("//")[1].split("@")[0], "plain:plain").replace("/postgres", "/plain")
+    with pytest.raises(RagError) as failure:
+        build_index([HERE.parent / "seeds"], plain, embedder())
+    message = str(failure.value)
+    assert "has no `vector` extension (pgvector)" in message and "CREATE EXTENSION vector" in message
+
+
+def test_values_are_bound_never_formatted_into_sql(url, tmp_path):
+    articles = tmp_path / "odd"
+    articles.mkdir()
+    odd = "it's; DROP TABLE chunks; -- \\n"
+    (articles / f"{odd}.txt").write_text("Er sagte: 'Nein; niemals' -- und ging. Backslash \\ und \x01 bleiben.",
+                                         encoding="utf-8")
+    build_index([articles], url, embedder())
+    index = open_index(url)
+    [row] = index.document_list()
+    assert row["doc_id"] == odd and "Backslash \\ und \x01 bleiben" in index.documents[odd].text
+    assert remove_documents(url, [odd]).removed == [odd]
+    assert open_index(url).document_list() == [] and open_index(url).chunk_count == 0
+
+
+def test_a_read_only_role_can_serve_what_another_role_wrote(postgres, url, seeds):
+    build_index([seeds], url, embedder())
+    schema = url.rsplit("schema=", 1)[1]
+    execute(postgres, "CREATE ROLE reader LOGIN PASSWORD 'reader'", f"GRANT USAGE ON SCHEMA {schema} TO reader",
+            f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO reader")
+    reader = url.replace(url.split("//")[1].split("@")[0], "reader:reader")
+    index = open_index(reader)
+    assert index.lexical_search("Abkommen", 3) and len(index.documents) == 2
+    with pytest.raises(RagError, match="could not write the index at postgresql://reader:\\*\\*\\*@"):
+        remove_documents(reader, ["000_81614b4d2948c4c6"])
+
+
+def test_the_commands_work_over_a_postgresql_url(url, seeds):
+    def rag(*arguments: str) -> subprocess.CompletedProcess:
+        done = subprocess.run([sys.executable, str(HERE / "fake_rag.py"), *arguments], capture_output=True,
+                              text=True, timeout=120)
+        assert quote(PASSWORD, safe="") not in done.stdout + done.stderr
+        return done
+
+    built = rag("index", str(seeds), "--index", url)
+    assert built.returncode == 0 and "indexed 2 documents into 6 chunks at postgresql://rag:***@" in built.stdout
+    listed = rag("documents", "--index", url, "--json")
+    assert [json.loads(line)["doc_id"] for line in listed.stdout.splitlines()] == sorted(
+        p.stem for p in seeds.glob("*.txt"))
+    answer = json.loads(rag("ask", "Wie viele Abkommen wurden unterzeichnet?", "--json", "--index", url).stdout)
+    assert answer["citations"] and answer["citations"][0]["verified"]
+    document = open_index(url).documents[answer["citations"][0]["doc_id"]]
+    citation = answer["citations"][0]
+    assert document.text[citation["start"]:citation["end"]] == citation["quote"]
+    removed = rag("remove", citation["doc_id"], "--index", url, "--no-wait")
+    assert removed.returncode == 0 and "removed 1 document" in removed.stdout
+    refused = rag("documents", "--index", url.replace("/postgres", "/nowhere"))
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+
+
+def test_chunker_settings_of_the_index_are_kept_by_remove(url, seeds):
+    settings = ChunkerSettings(max_tokens=48, overlap_tokens=8)
+    build_index([seeds], url, embedder(), settings)
+    before = open_index(url).manifest.chunker
+    remove_documents(url, ["003_f1e7237187863abb"])
+    assert open_index(url).manifest.chunker == before
+
+
+def test_the_writer_lock_key_is_per_schema():
+    assert lock_key("a") != lock_key("b") and lock_key("a") == lock_key("a")
+    assert -2**63 <= lock_key("archive") < 2**63
+
+
+def test_the_database_restarting_under_rag_serve_is_a_503_and_then_answers_again(server, url, seeds):
+    import httpx
+    from conftest import LiveServer
+    from fakes import SlowGenerator
+
+    from rag.app.http.server import create_app
+    from rag.app.service import AnswerService
+    from rag.store.base import StoreUnavailable
+
+    build_index([seeds], url, embedder())
+    reader = open_index(url)
+    service = AnswerService(url, embedder(), SlowGenerator("Mehr als 20 Abkommen [1].", 0.0))
+    live = LiveServer(create_app(service)).start()
+    try:
+        live.wait_ready()
+        question = {"question": "Wie viele Abkommen wurden unterzeichnet?"}
+        assert httpx.post(f"{live.url}/v1/ask", json=question, timeout=30).status_code == 200
+        server.stop()
+        try:
+            with pytest.raises(StoreUnavailable, match="cannot be reached|cannot connect"):
+                reader.lexical_search("Abkommen", 3)
+            for route in ("/v1/search", "/v1/ask"):
+                down = httpx.post(f"{live.url}{route}", json={"query": "Abkommen"} if "search" in route else question,
+                                  timeout=30)
+                assert down.status_code == 503 and down.headers["retry-after"] == "5", down.text
+                assert "postgresql://rag:***@" in down.json()["error"]["message"]
+            assert httpx.get(f"{live.url}/v1/status").status_code == 503
+        finally:
+            server.start()
+        # The first request after the restart is answered: no restart of rag serve, a new connection.
+        back = httpx.post(f"{live.url}/v1/ask", json=question, timeout=30)
+        assert back.status_code == 200 and back.json()["citations"], back.text
+        assert reader.lexical_search("Abkommen", 3)
+    finally:
+        live.stop()
+
+
+def consistent_state(url: str, seed_ids: set[str], rounds: int) -> str | None:
+    """The index opens and holds the seeds plus at most one extra article, whole; returns the extra."""
+    index = open_index(url)
+    with index.snapshot() as conn:
+        docs = set(index.documents)
+        extras = docs - seed_ids
+        assert seed_ids <= docs and len(extras) <= 1, docs
+        chunk_ids = {row[0] for row in conn.execute("SELECT id FROM chunks").fetchall()}
+        assert chunk_ids == {row[0] for row in conn.execute("SELECT chunk_id FROM vectors").fetchall()}
+        assert len(chunk_ids) == index.chunk_count
+        for doc_id in docs:  # every article whole: its chunks run from its first character to its last
+            chunks = index.chunks_of(doc_id)
+            assert chunks[0].start == 0 and chunks[-1].end == len(index.documents[doc_id].text), doc_id
+        for i in range(1, rounds + 1):
+            hits = {index.chunks_by_id([c])[c].doc_id for c, _ in index.lexical_search(marker(i), 5)}
+            assert hits == ({f"extra_{i}"} if f"extra_{i}" in docs else set()), (i, hits)
+    return next(iter(extras), None)
+
+
+def test_a_writer_killed_at_random_moments_leaves_the_old_or_the_new_state(url, seeds, tmp_path):
+    build_index([seeds], url, embedder(), SETTINGS)
+    seed_ids = set(open_index(url).documents)
+    chance, round_file, seen = random.Random(20261204), tmp_path / "round", []
+    for run in range(8):
+        child = subprocess.Popen([sys.executable, str(HERE / "index_writer_child.py"), str(seeds), url,
+                                  str(round_file)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout.readline() == "ready\n", child.stderr.read()
+            wait_for_round(round_file, 1 + run % 4, child)
+            time.sleep(chance.uniform(0, 0.1))
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=10)
+        finally:
+            if child.poll() is None:
+                child.kill()
+        seen.append(consistent_state(url, seed_ids, read_round(round_file)))
+        for path in seeds.glob("extra_*.txt"):
+            path.unlink()
+        # The dead writer's connection, and with it its lock, is gone once the server notices: waiting for it
+        # (not --no-wait) keeps this from depending on how soon that is.
+        build_index([seeds], url, embedder(), SETTINGS)
+        assert consistent_state(url, seed_ids, read_round(round_file)) is None
+    assert len(set(seen)) > 1, seen
+
+
+def test_an_open_reader_never_sees_a_half_written_change(url, seeds, tmp_path):
+    build_index([seeds], url, embedder(), SETTINGS)
+    generations, checks = watch_while_it_writes(open_index(url), seeds, url, tmp_path / "round")
+    assert len(generations) > 5 and checks > len(generations), (generations, checks)
