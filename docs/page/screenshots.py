@@ -52,8 +52,6 @@ def shoot(browser, url: str, target: Path, options: dict) -> None:
     page.locator(".chip").first.wait_for(timeout=300_000)
     page.locator(".chip").first.click()
     page.locator("#reader-text mark").first.wait_for()
-    if options["viewport"]["width"] < 800:  # on a phone the reader comes first: show the answer below it
-        page.locator(".answer-text").scroll_into_view_if_needed()
     page.screenshot(path=str(target))
     context.close()
     print(f"wrote {target.relative_to(ROOT)}")

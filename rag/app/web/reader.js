@@ -104,7 +104,14 @@ export class Reader {
     const mark = this.marks[i];
     this.position.textContent = t("markPosition", { index: i + 1, count: this.marks.length });
     this.link.href = `#doc=${encodeURIComponent(docId)}&chars=${mark.dataset.start}-${mark.dataset.end}`;
-    mark.scrollIntoView({ block: "center" });
+    // Beside the conversation the pane scrolls by itself: move it, not the page. Stacked on a
+    // phone it does not, and the page moves to the passage.
+    if (this.pane.scrollHeight > this.pane.clientHeight + 1 && getComputedStyle(this.pane).position === "sticky") {
+      const top = mark.getBoundingClientRect().top - this.pane.getBoundingClientRect().top + this.pane.scrollTop;
+      this.pane.scrollTop = Math.max(0, top - this.pane.clientHeight / 2);
+    } else {
+      mark.scrollIntoView({ block: "center" });
+    }
     mark.focus({ preventScroll: true });
   }
 
