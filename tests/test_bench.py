@@ -20,15 +20,19 @@ QUESTIONS = [  # (paragraph, German question, German gold, English question, Eng
 ]
 
 
-@pytest.fixture
-def xquad(tmp_path):
-    """A two-paragraph XQuAD in its published layout (same ids and order in both files)."""
+def write_xquad(folder):
+    """A two-paragraph XQuAD in its published layout (same ids and order in both files), loaded."""
     for lang, question_at, gold_at in (("de", 1, 2), ("en", 3, 4)):
         paragraphs = [{"context": text, "qas": [
             {"id": f"q{n}", "question": q[question_at], "answers": [{"text": q[gold_at], "answer_start": 0}]}
             for n, q in enumerate(QUESTIONS) if q[0] == p]} for p, text in enumerate(PARAGRAPHS)]
-        (tmp_path / f"xquad.{lang}.dev.json").write_text(json.dumps({"data": [{"paragraphs": paragraphs}]}))
-    return load_xquad(tmp_path)
+        (folder / f"xquad.{lang}.dev.json").write_text(json.dumps({"data": [{"paragraphs": paragraphs}]}))
+    return load_xquad(folder)
+
+
+@pytest.fixture
+def xquad(tmp_path):
+    return write_xquad(tmp_path)
 
 
 def replies_from_sources(messages) -> str:

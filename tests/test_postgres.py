@@ -287,3 +287,16 @@ def test_an_open_reader_never_sees_a_half_written_change(url, seeds, tmp_path):
     build_index([seeds], url, embedder(), SETTINGS)
     generations, checks = watch_while_it_writes(open_index(url), seeds, url, tmp_path / "round")
     assert len(generations) > 5 and checks > len(generations), (generations, checks)
+
+
+def test_the_retrieval_bench_gives_the_same_rows_on_both_stores(url, tmp_path):
+    """`rag bench retrieval --index URL`: the XQuAD-shaped paragraphs built into PostgreSQL rank as in SQLite."""
+    from test_bench import PARAGRAPHS, write_xquad
+
+    from rag.quality.xquad import retrieval_benchmark
+
+    xquad = write_xquad(tmp_path)
+    rows = [[(r.variant, r.language, r.recall, r.mrr) for r in
+             retrieval_benchmark(xquad, RandomEmbedder(), None, store=store).rows] for store in (None, url)]
+    assert rows[0] == rows[1] and len(rows[0]) >= 2
+    assert open_index(url).chunk_count == len(PARAGRAPHS)

@@ -34,7 +34,7 @@ from rag.quality.evaluation import (
 )
 from rag.search.retrieval import RetrievalSettings, Retriever
 from rag.store.base import Store
-from rag.store.sqlite import build_index, open_index
+from rag.store.locations import Location, build_store, open_store
 from rag.text.chunking import ChunkerSettings
 from rag.text.markers import strip_markers
 
@@ -85,16 +85,19 @@ def write_corpus(xquad: XQuAD, folder: Path) -> Path:
     return folder
 
 
-def index_xquad(xquad: XQuAD, embedder: Embedder, chunker: ChunkerSettings) -> tuple[Store, float]:
+def index_xquad(xquad: XQuAD, embedder: Embedder, chunker: ChunkerSettings,
+                store: Location | None = None) -> tuple[Store, float]:
     """The paragraphs indexed afresh as `rag index` does it, and the seconds the build took.
-    The index lives in a temporary folder removed when the process ends."""
+    The index lives in a temporary folder removed when the process ends, or in `store` (an empty
+    one: a PostgreSQL schema of its own, say)."""
     tmp = Path(tempfile.mkdtemp(prefix="rag-xquad-"))
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     corpus = write_corpus(xquad, tmp / "docs")
+    target = tmp / "index" if store is None else store
     started = time.perf_counter()
-    build_index([corpus], tmp / "index", embedder, chunker)
+    build_store([corpus], target, embedder, chunker)
     build_seconds = time.perf_counter() - started
-    return open_index(tmp / "index", embedder.model_id), build_seconds
+    return open_store(target, embedder.model_id), build_seconds
 
 
 def sample(questions: list[XQuADQuestion], limit: int | None) -> list[XQuADQuestion]:
@@ -149,10 +152,12 @@ def retrieval_benchmark(xquad: XQuAD, embedder: Embedder, translate: Callable[[s
                         settings: RetrievalSettings = RetrievalSettings(),
                         chunker: ChunkerSettings = ChunkerSettings(), variants: tuple[Variant, ...] = VARIANTS,
                         limit: int | None = None, ks: tuple[int, ...] = (1, 3, 5),
-                        on_progress: Callable[[str], None] | None = None) -> RetrievalReport:
-    """Index the paragraphs afresh (timed), then run every variant over every question and language."""
+                        on_progress: Callable[[str], None] | None = None,
+                        store: Location | None = None) -> RetrievalReport:
+    """Index the paragraphs afresh (timed; into `store` when given), then run every variant over
+    every question and language."""
     questions = sample(xquad.questions, limit)
-    index, build_seconds = index_xquad(xquad, embedder, chunker)
+    index, build_seconds = index_xquad(xquad, embedder, chunker, store)
     retriever = Retriever(index, embedder, settings)
     translation_seconds: list[float] = []
     translations: dict[str, str] = {}

@@ -44,6 +44,9 @@ def bench_retrieval(xquad: Path = typer.Option(XQUAD_DEFAULT, "--xquad", help="F
                     max_tokens: int = typer.Option(ChunkerSettings.max_tokens),
                     overlap: int = typer.Option(ChunkerSettings.overlap_tokens),
                     model: Optional[str] = ModelOption, embedder: Optional[str] = EmbedderOption,
+                    store: Optional[str] = typer.Option(None, "--index", help="Build the paragraphs into this index "
+                                                        "(an empty one: a PostgreSQL URL with a schema of its own) "
+                                                        "instead of a temporary SQLite folder."),
                     report: Optional[Path] = typer.Option(None, "--json", help="Also write the rows as JSON.")):
     """Recall@1/3/5, MRR and latency per question language and retrieval variant."""
     from rich.table import Table
@@ -58,7 +61,7 @@ def bench_retrieval(xquad: Path = typer.Option(XQUAD_DEFAULT, "--xquad", help="F
     result = retrieval_benchmark(data, pipeline.make_embedder(embedder), translator,
                                  RetrievalSettings(dense_weight=dense_weight, lexical_weight=lexical_weight),
                                  ChunkerSettings(max_tokens, overlap), limit=limit,
-                                 on_progress=lambda message: err.print(message, style="dim"))
+                                 on_progress=lambda message: err.print(message, style="dim"), store=store)
     table = Table(title=f"Retrieval on XQuAD dev: {result.documents} paragraphs, {result.chunks} chunks, "
                         f"{result.rows[0].questions} questions per language")
     for column in ("variant", "lang", "R@1", "R@3", "R@5", "MRR", "median ms", "p95 ms"):
