@@ -69,6 +69,21 @@ class PostgresServer:
     def stop(self) -> None:
         self.run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
+    def standby(self) -> "PostgresServer":
+        """A streaming standby of this server (`pg_basebackup -R`), started on a port of its own."""
+        replica = PostgresServer.__new__(PostgresServer)
+        replica.user, replica.port = self.user, free_port()
+        replica.folder = Path(tempfile.mkdtemp(prefix="rag-postgres-standby-"))
+        replica.data = replica.folder / "data"
+        if replica.user:
+            shutil.chown(replica.folder, replica.user)
+        replica.url = self.url.replace(f":{self.port}/", f":{replica.port}/")
+        subprocess.run([str(binaries() / "pg_basebackup"), "-D", str(replica.data), "-R", "-X", "stream",
+                        "-d", self.url.replace("/postgres", "/postgres?application_name=standby")],
+                       check=True, capture_output=True, text=True, user=self.user)
+        replica.start()
+        return replica
+
     def remove(self) -> None:
         subprocess.run([str(binaries() / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"],
                        capture_output=True, user=self.user)

@@ -300,3 +300,66 @@ def test_the_retrieval_bench_gives_the_same_rows_on_both_stores(url, tmp_path):
              retrieval_benchmark(xquad, RandomEmbedder(), None, store=store).rows] for store in (None, url)]
     assert rows[0] == rows[1] and len(rows[0]) >= 2
     assert open_index(url).chunk_count == len(PARAGRAPHS)
+
+
+def served(url: str):
+    """A real uvicorn server over the index at `url`, with the fake models."""
+    from conftest import LiveServer
+    from fakes import SlowGenerator
+
+    from rag.app.http.server import create_app
+    from rag.app.service import AnswerService
+
+    live = LiveServer(create_app(AnswerService(url, embedder(), SlowGenerator("Mehr als 20 Abkommen [1].", 0.0))))
+    live.start().wait_ready()
+    return live
+
+
+def found_by(live, query: str) -> set[str]:
+    import httpx
+
+    return {hit["doc_id"] for hit in httpx.post(f"{live.url}/v1/search", json={"query": query, "mode": "bm25"},
+                                                timeout=30).json()["results"]}
+
+
+def penguins(folder: Path) -> Path:
+    article = folder / "pinguine.txt"
+    article.write_text("Die Pinguine im Zoo von Peking bekamen einen neuen Teich.", encoding="utf-8")
+    return article
+
+
+def test_rag_serve_sees_an_article_another_process_committed_at_its_next_request(url, seeds, tmp_path):
+    build_index([seeds], url, embedder())
+    live = served(url)
+    try:
+        assert found_by(live, "Pinguine Teich") == set()
+        added = subprocess.run([sys.executable, str(HERE / "fake_rag.py"), "index", "--add", str(penguins(tmp_path)),
+                                "--index", url], capture_output=True, text=True, timeout=120)
+        assert added.returncode == 0, added.stderr
+        committed = time.monotonic()
+        assert found_by(live, "Pinguine Teich") == {"pinguine"}  # the first request after the commit
+        assert time.monotonic() - committed < 1.0
+    finally:
+        live.stop()
+
+
+def test_rag_serve_reads_a_streaming_standby_while_rag_index_writes_the_primary(server, url, seeds, tmp_path):
+    build_index([seeds], url, embedder())
+    standby = server.standby()
+    try:
+        standby_url = url.replace(server.url, standby.url)
+        live = served(standby_url)
+        try:
+            assert found_by(live, "Pinguine Teich") == set()
+            build_index([penguins(tmp_path)], url, embedder(), add_only=True)  # to the primary
+            committed, deadline = time.monotonic(), time.monotonic() + 30
+            while found_by(live, "Pinguine Teich") != {"pinguine"}:  # replication takes what it takes, bounded
+                assert time.monotonic() < deadline, "the standby did not show the article in 30 s"
+                time.sleep(0.05)
+            print(f"seen on the standby {time.monotonic() - committed:.3f} s after the commit")
+            with pytest.raises(RagError, match="could not write the index|read-only"):
+                build_index([seeds], standby_url, embedder())  # a standby takes no writes, in one line
+        finally:
+            live.stop()
+    finally:
+        standby.remove()
