@@ -169,7 +169,9 @@ def test_chat_ctrl_c_stops_the_answer_and_returns_to_the_prompt(seeds_index):
     # A pty answers no cursor-position request: without this prompt_toolkit waits for the answer
     # and may swallow what is typed meanwhile (seen once on a slow run).
     env = {**os.environ, "PROMPT_TOOLKIT_NO_CPR": "1"}
-    child = pexpect.spawn(rag, ["chat", "--index", str(seeds_index)], encoding="utf-8", timeout=120,
+    # Waits for whole answers are bounds for a stuck process, not expected times: a loaded machine
+    # (a clean-clone run beside another) took over 120 s for one. Only the Ctrl-C bound is measured.
+    child = pexpect.spawn(rag, ["chat", "--index", str(seeds_index)], encoding="utf-8", timeout=600,
                           dimensions=(40, 200), env=env)
     child.logfile_read = transcript = io.StringIO()
     child.expect("›")
@@ -185,7 +187,7 @@ def test_chat_ctrl_c_stops_the_answer_and_returns_to_the_prompt(seeds_index):
         f"Ctrl-C did not stop the answer within 3 s:\n{transcript.getvalue()}"
     child.expect("›")
     child.send("To which city did Putin invite Xi?\r")
-    child.expect("Sources:", timeout=120)
+    child.expect("Sources:", timeout=600)
     child.expect("›")
     child.send("/quit\r")
     child.expect(pexpect.EOF, timeout=30)
