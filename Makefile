@@ -29,7 +29,7 @@ demo: install
 	$(BIN)/rag ask "How many agreements were signed?"
 
 test: install browser
-	$(BIN)/python -m pytest -q -rs
+	$(BIN)/python -m pytest -q -rs --durations=25
 
 # The page's tests need a real browser: Debian's chromium, installed when missing and we may (root).
 browser:

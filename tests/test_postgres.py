@@ -22,6 +22,7 @@ from rag.quality.indexbench import RandomEmbedder
 from rag.search.retrieval import RetrievalSettings, Retriever
 from rag.store.locking import IndexBusyError
 from rag.store.postgres import build_index, open_index, remove_documents
+from rag.store.postgres.connection import connect
 from rag.store.postgres.writer import PostgresWriter, lock_key
 from rag.store.sqlite import build_index as build_sqlite
 from rag.store.sqlite import open_index as open_sqlite
@@ -363,3 +364,78 @@ def test_rag_serve_reads_a_streaming_standby_while_rag_index_writes_the_primary(
             live.stop()
     finally:
         standby.remove()
+
+
+def test_above_its_size_dense_search_goes_through_hnsw_and_finds_what_exact_search_finds(url, seeds, monkeypatch):
+    """The HNSW index is built in the change that crosses HNSW_FROM_CHUNKS, grows with each insert,
+    and is built again after a rebuild; the planner uses it, and on a small index it finds the exact
+    nearest chunks (recall on 100,000 chunks is measured by `rag bench index`, docs/index.md)."""
+    from rag.store.postgres import schema
+
+    small, random = ChunkerSettings(max_tokens=64, overlap_tokens=8), RandomEmbedder()
+    build_index([seeds], url, random, small)
+    index = open_index(url)
+    assert not index.has_approximate_search()  # far below the size: exact only
+    monkeypatch.setattr(schema, "HNSW_FROM_CHUNKS", 10)
+    extra = seeds.parent / "extra"
+    extra.mkdir()
+    penguins(extra)
+    build_index([extra], url, random, small, add_only=True)  # the change that crosses the size
+    assert index.has_approximate_search() and index.chunk_count > 10
+
+    def agree():
+        for query in QUERIES + ["Pinguine Teich"]:
+            vector = random.embed([query])[0]
+            assert named(index, index.dense_search(vector, 8)) == named(index, index.dense_search(vector, 8, exact=True))
+    agree()
+    conn, _ = connect(url)
+    dimension = index.manifest.embedder["dimension"]
+    conn.execute("SET enable_seqscan = off")  # a tiny table: make the planner show it can use the index at all
+    plan = conn.execute(f"EXPLAIN SELECT chunk_id FROM vectors ORDER BY vector::vector({dimension}) <#> "
+                        f"'[{','.join(['0.1'] * dimension)}]'::vector({dimension}) LIMIT 5").fetchall()
+    conn.close()
+    assert "vectors_hnsw" in " ".join(row[0] for row in plan), plan
+    remove_documents(url, ["pinguine"])
+    assert "pinguine" not in {index.chunks_by_id([i])[i].doc_id for i, _ in
+                              index.dense_search(random.embed(["Pinguine Teich"])[0], 50)}
+    agree()
+    build_index([seeds], url, random, ChunkerSettings(max_tokens=48, overlap_tokens=8))  # a rebuild: new chunker
+    index = open_index(url)
+    assert index.has_approximate_search() and index.chunk_count > 10
+    agree()
+
+
+def test_the_index_bench_builds_each_size_in_a_schema_of_its_own_and_drops_it(postgres, url, tmp_path):
+    from test_bench import write_xquad
+
+    from rag.quality.indexbench import run_index_bench
+
+    xquad = write_xquad(tmp_path)
+    rows = run_index_bench([20, 60], list(xquad.paragraphs.values()), [q.question["de"] for q in xquad.questions],
+                           store=url)
+    assert [r["store"] for r in rows] == ["postgresql", "postgresql"] and rows[0]["chunks"] < rows[1]["chunks"]
+    for row in rows:
+        assert 0 < row["add_one_seconds"] < 5 and 0 < row["remove_one_seconds"] < 5 and 0 < row["open_seconds"] < 5
+        assert all(0 < row["query_ms"][m]["p50"] <= row["query_ms"][m]["p95"] for m in ("dense", "lexical", "hybrid"))
+        assert row["disk_bytes"] > row["vector_bytes"] and row["dense_recall"] == {"@10": 1.0, "@50": 1.0}
+    schema = url.rsplit("schema=", 1)[1]
+    made = execute(postgres, f"SELECT nspname FROM pg_namespace WHERE starts_with(nspname, '{schema}_bench_')")
+    assert made == []
+
+
+def test_two_rag_serve_replicas_on_one_store_share_the_load_and_both_see_a_new_article(url, seeds):
+    """The deployment of docs/scaling.md in small: two servers over one PostgreSQL index, the load
+    spread between them by `rag bench http --url A,B`, and an article indexed once reaches both."""
+    from rag.quality.loadtest import run_load
+
+    build_index([seeds], url, embedder())
+    replicas = [served(url), served(url)]
+    try:
+        load = run_load([live.url for live in replicas], ["Wie viele Abkommen wurden unterzeichnet?"] * 8,
+                        concurrency=4)
+        assert load.statuses == {200: 8} and load.summary()["answered_by"] == {live.url: 4 for live in replicas}
+        build_index([penguins(seeds)], url, embedder(), add_only=True)
+        assert all("pinguine" in found_by(live, "Pinguine Teich") for live in replicas)
+    finally:
+        for live in replicas:
+            live.stop()

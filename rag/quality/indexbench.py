@@ -6,11 +6,12 @@ for BM25. Vectors come from `RandomEmbedder` (unit vectors with E5's dimension, 
 hash of the text): the real embedder's speed (~13 chunks/s on 2 cores) is measured on its own,
 and would otherwise be all a build measures.
 
-Every operation runs as `rag index` and `rag remove` run it (`build_index`, `remove_documents`).
+Every operation runs as `rag index` and `rag remove` run it (`build_store`, `remove_from_store`),
+in a temporary SQLite folder or, with `--index URL`, in a PostgreSQL schema of its own per size.
 Opening and searching are measured in a fresh process, so that its resident memory is the
 index's alone:
 
-    python -m rag.quality.indexbench probe INDEX_DIR QUESTIONS_JSON
+    RAG_BENCH_INDEX=INDEX python -m rag.quality.indexbench probe QUESTIONS_JSON
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ import numpy as np
 
 from rag.models.embedding import Embedder
 from rag.search.retrieval import RetrievalSettings, Retriever
-from rag.store.sqlite import DATABASE, build_index, open_index, remove_documents
+from rag.store.locations import Location, build_store, drop_store, location, open_store, remove_from_store, store_bytes
+from rag.store.postgres.connection import is_database_url, split_schema
+from rag.store.sqlite import DATABASE
 from rag.text.chunking import ChunkerSettings
 
 PARAGRAPHS_PER_ARTICLE = 5
@@ -74,40 +77,53 @@ def write_articles(folder: Path, paragraphs: list[str], first: int, count: int) 
     return paths
 
 
-def disk_bytes(index_dir: Path) -> int:
-    return sum(p.stat().st_size for p in Path(index_dir).iterdir() if p.is_file())
+def bench_location(store: str | None, work: Path, chunks: int) -> Location:
+    """Where a size is built: a folder in `work`, or a schema of its own in the database `store` names."""
+    if store is None:
+        return work / "index"
+    conninfo, schema_name = split_schema(store)
+    separator = "&" if "?" in conninfo else "?"
+    return f"{conninfo}{separator}schema={schema_name}_bench_{chunks}"
 
 
 def bench_size(chunks: int, paragraphs: list[str], questions: list[str], work: Path,
-               on_progress: Callable[[str], None] | None = None) -> dict:
-    """Build an index of about `chunks` chunks in `work`, then time each operation on it."""
+               on_progress: Callable[[str], None] | None = None, store: str | None = None) -> dict:
+    """Build an index of about `chunks` chunks in `work` (or in the PostgreSQL database `store`),
+    then time each operation on it."""
     embedder, settings = RandomEmbedder(), ChunkerSettings()
     per_article = _chunks_per_article(paragraphs, embedder, settings)
     articles = max(1, round(chunks / per_article))
-    folder, index_dir = work / "articles", work / "index"
+    folder, index = work / "articles", bench_location(store, work, chunks)
     write_articles(folder, paragraphs, 0, articles)
-    started = time.perf_counter()
-    report = build_index([folder], index_dir, embedder, settings)
-    build_seconds = time.perf_counter() - started
-    if on_progress:
-        on_progress(f"{report.chunks} chunks: built in {build_seconds:.1f} s")
-    extra = work / "extra"
-    add, remove = [], []
-    for n, path in enumerate(write_articles(extra, paragraphs, articles + 1, REPEATS)):
+    drop_store(index)
+    try:
         started = time.perf_counter()
-        build_index([path], index_dir, embedder, settings, add_only=True)
-        add.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        remove_documents(index_dir, [f"a{n:07d}"])  # an article of the original build
-        remove.append(time.perf_counter() - started)
-    _checkpoint(index_dir)
-    probe = _probe_in_new_process(index_dir, questions)
+        report = build_store([folder], index, embedder, settings)
+        build_seconds = time.perf_counter() - started
+        if on_progress:
+            on_progress(f"{report.chunks} chunks: built in {build_seconds:.1f} s")
+        extra = work / "extra"
+        add, remove = [], []
+        for n, path in enumerate(write_articles(extra, paragraphs, articles + 1, REPEATS)):
+            started = time.perf_counter()
+            build_store([path], index, embedder, settings, add_only=True)
+            add.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            remove_from_store(index, [f"a{n:07d}"])  # an article of the original build
+            remove.append(time.perf_counter() - started)
+        if not is_database_url(index):
+            _checkpoint(index)
+        probe = _probe_in_new_process(index, questions)
+        disk = store_bytes(index)
+    finally:
+        drop_store(index)
     vector_bytes = probe["chunks"] * embedder.dimension * 4
-    return {"chunks": probe["chunks"], "documents": probe["documents"], "build_seconds": build_seconds,
-            "add_one_seconds": statistics.median(add), "remove_one_seconds": statistics.median(remove),
-            "open_seconds": probe["open_seconds"], "query_ms": probe["query_ms"],
-            "disk_bytes": disk_bytes(index_dir), "vector_bytes": vector_bytes,
-            "resident_bytes": probe["resident_bytes"], "resident_per_vector_byte": probe["resident_bytes"] / vector_bytes}
+    return {"store": "postgresql" if store else "sqlite", "chunks": probe["chunks"], "documents": probe["documents"],
+            "build_seconds": build_seconds, "add_one_seconds": statistics.median(add),
+            "remove_one_seconds": statistics.median(remove), "open_seconds": probe["open_seconds"],
+            "query_ms": probe["query_ms"], "dense_recall": probe["dense_recall"], "disk_bytes": disk,
+            "vector_bytes": vector_bytes, "resident_bytes": probe["resident_bytes"],
+            "resident_per_vector_byte": probe["resident_bytes"] / vector_bytes}
 
 
 def _chunks_per_article(paragraphs: list[str], embedder: Embedder, settings: ChunkerSettings) -> float:
@@ -119,7 +135,7 @@ def _chunks_per_article(paragraphs: list[str], embedder: Embedder, settings: Chu
     return sum(map(len, sample)) / len(sample)
 
 
-def _checkpoint(index_dir: Path) -> None:
+def _checkpoint(index_dir: Location) -> None:
     """Fold the write-ahead log into the database, so that the bytes on disk are the index's."""
     import sqlite3
 
@@ -128,12 +144,14 @@ def _checkpoint(index_dir: Path) -> None:
     conn.close()
 
 
-def _probe_in_new_process(index_dir: Path, questions: list[str]) -> dict:
+def _probe_in_new_process(index_dir: Location, questions: list[str]) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(questions, f)
     try:
-        done = subprocess.run([sys.executable, "-m", "rag.quality.indexbench", "probe", str(index_dir), f.name],
-                              capture_output=True, text=True, timeout=600)
+        # the location goes by environment, not argv: a URL's password stays out of the process list
+        done = subprocess.run([sys.executable, "-m", "rag.quality.indexbench", "probe", f.name],
+                              capture_output=True, text=True, timeout=1800,
+                              env={**os.environ, "RAG_BENCH_INDEX": str(index_dir)})
     finally:
         os.unlink(f.name)
     if done.returncode != 0:
@@ -148,42 +166,56 @@ def _resident_bytes() -> int:
     return 0
 
 
-def probe(index_dir: Path, questions: list[str]) -> dict:
-    """Open the index and search it: seconds to open, resident bytes it added, query latencies."""
-    import faiss  # noqa: F401  (imported before measuring: the library's own memory is not the index's)
+def probe(index_dir: Location, questions: list[str]) -> dict:
+    """Open the index and search it: seconds to open, resident bytes it added, query latencies, and
+    where dense search is approximate (HNSW in PostgreSQL) its recall of the exact nearest chunks."""
+    import faiss  # noqa: F401  (imported before measuring: the libraries' own memory is not the index's)
+    import psycopg  # noqa: F401
 
     embedder = RandomEmbedder()
     embedder.embed(["warm"])
     before = _resident_bytes()
     started = time.perf_counter()
-    index = open_index(index_dir, embedder.model_id)
+    index = open_store(index_dir, embedder.model_id)
     open_seconds = time.perf_counter() - started
     resident = _resident_bytes() - before
     retriever = Retriever(index, embedder, RetrievalSettings(k=5))
     queries = (questions * (QUERIES // max(len(questions), 1) + 1))[:QUERIES]
-    latencies: dict[str, list[float]] = {"dense": [], "lexical": [], "hybrid": []}
+    exact = getattr(index, "has_approximate_search", lambda: False)()
+    latencies: dict[str, list[float]] = {"dense": [], "lexical": [], "hybrid": [], **({"dense exact": []} if exact else {})}
+    found: dict[int, list[float]] = {10: [], 50: []}
     for query in queries:
         vector = embedder.embed_query([query])[0]
+        results = {}
         for mode, run in (("dense", lambda: index.dense_search(vector, 50)),
+                          ("dense exact", lambda: index.dense_search(vector, 50, exact=True)),
                           ("lexical", lambda: index.lexical_search(query, 50)),
                           ("hybrid", lambda: retriever.search(query))):
+            if mode not in latencies:
+                continue
             started = time.perf_counter()
-            run()
+            results[mode] = run()
             latencies[mode].append((time.perf_counter() - started) * 1000)
+        if exact:
+            for k in found:
+                truth = {i for i, _ in results["dense exact"][:k]}
+                found[k].append(len(truth & {i for i, _ in results["dense"][:k]}) / max(len(truth), 1))
     return {"chunks": index.chunk_count, "documents": len(index.documents), "open_seconds": open_seconds,
             "resident_bytes": resident,
+            "dense_recall": {f"@{k}": float(np.mean(v)) if v else 1.0 for k, v in found.items()},
             "query_ms": {mode: {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95))}
                          for mode, v in latencies.items()}}
 
 
 def run_index_bench(sizes: list[int], paragraphs: list[str], questions: list[str],
-                    on_progress: Callable[[str], None] | None = None) -> list[dict]:
+                    on_progress: Callable[[str], None] | None = None, store: str | None = None) -> list[dict]:
+    """One row per size; `store`: a PostgreSQL URL to build in (a schema per size, dropped after)."""
     rows = []
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix="rag-bench-index-") as tmp:
-            rows.append(bench_size(size, paragraphs, questions, Path(tmp), on_progress))
+            rows.append(bench_size(size, paragraphs, questions, Path(tmp), on_progress, store))
     return rows
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["probe"]:
-    print(json.dumps(probe(Path(sys.argv[2]), json.loads(Path(sys.argv[3]).read_text()))))
+    print(json.dumps(probe(location(os.environ["RAG_BENCH_INDEX"]), json.loads(Path(sys.argv[2]).read_text()))))

@@ -24,6 +24,7 @@ class Outcome:
     queue_seconds: float | None = None
     answer: str | None = None
     error: str | None = None
+    server: str = ""  # which of the URLs answered it
 
 
 @dataclass
@@ -45,32 +46,37 @@ class LoadReport:
         waits = [o.queue_seconds for o in answered if o.queue_seconds is not None]
         return {"requests": len(self.outcomes), "concurrency": self.concurrency, "statuses": self.statuses,
                 "answered": len(answered), "wall_seconds": round(self.wall_seconds, 3),
+                "answered_by": dict(sorted(Counter(o.server for o in answered).items())),
                 "answers_per_minute": round(60 * len(answered) / self.wall_seconds, 2) if self.wall_seconds else None,
                 "latency_seconds": latency_summary([o.seconds for o in answered]) if answered else None,
                 "queue_seconds": latency_summary(waits) if waits else None}
 
 
-def run_load(url: str, questions: list[str], concurrency: int = 4, api_key: str | None = None,
+def run_load(url: str | list[str], questions: list[str], concurrency: int = 4, api_key: str | None = None,
              timeout: float = 600.0) -> LoadReport:
-    """POST each question to `url`/v1/ask, `concurrency` at a time; one Outcome per question, in order."""
+    """POST each question to `url`/v1/ask, `concurrency` at a time; one Outcome per question, in order.
+    Several URLs (replicas) take the questions in turn, as a round-robin load balancer would."""
+    urls = [url] if isinstance(url, str) else list(url)
     import httpx
 
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
-    def ask(client: httpx.Client, question: str) -> Outcome:
+    def ask(client: httpx.Client, number: int, question: str) -> Outcome:
+        server = urls[number % len(urls)]
         started = time.perf_counter()
         try:
-            response = client.post(f"{url.rstrip('/')}/v1/ask", json={"question": question}, headers=headers)
+            response = client.post(f"{server.rstrip('/')}/v1/ask", json={"question": question}, headers=headers)
         except httpx.HTTPError as exc:
-            return Outcome(question, 0, time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}")
+            return Outcome(question, 0, time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}",
+                           server=server)
         seconds = time.perf_counter() - started
         wait = response.headers.get("x-queue-seconds")
         body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
         return Outcome(question, response.status_code, seconds, float(wait) if wait else None,
-                       body.get("answer"), (body.get("error") or {}).get("message"))
+                       body.get("answer"), (body.get("error") or {}).get("message"), server)
 
     started = time.perf_counter()
     with httpx.Client(timeout=timeout, limits=httpx.Limits(max_connections=concurrency)) as client, \
             ThreadPoolExecutor(max_workers=concurrency) as pool:
-        outcomes = list(pool.map(lambda q: ask(client, q), questions))
+        outcomes = list(pool.map(lambda numbered: ask(client, *numbered), enumerate(questions)))
     return LoadReport(concurrency, time.perf_counter() - started, outcomes)

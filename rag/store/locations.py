@@ -57,3 +57,24 @@ def remove_from_store(value: Location, doc_ids: list[str], **options) -> RemoveR
     else:
         from rag.store.sqlite import remove_documents
     return remove_documents(location(value), doc_ids, **options)
+
+
+def store_bytes(value: Location) -> int:
+    """What the index takes on disk: the folder's files, or its tables in the database."""
+    if is_database_url(value):
+        from rag.store.postgres.reader import index_bytes
+
+        return index_bytes(value)
+    return sum(p.stat().st_size for p in Path(value).iterdir() if p.is_file())
+
+
+def drop_store(value: Location) -> None:
+    """Delete the index entirely: its folder, or its schema in the database."""
+    if is_database_url(value):
+        from rag.store.postgres.writer import drop_index
+
+        drop_index(value)
+    else:
+        import shutil
+
+        shutil.rmtree(value, ignore_errors=True)

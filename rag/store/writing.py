@@ -122,6 +122,7 @@ class TableWriter:
                 epoch = int(meta.get("epoch", 0))
                 frequencies: Counter = Counter()  # document frequency changes, by term
                 if self.rebuild:
+                    self._before_rebuild()
                     dropped = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
                     for table in ("documents", "chunks", "vectors", "removed", "postings", "terms"):
                         conn.execute(f"DELETE FROM {table}")
@@ -136,6 +137,7 @@ class TableWriter:
                 count = conn.execute("SELECT count(*) FROM chunks").fetchone()[0] if self.rebuild else \
                     int(meta.get("chunk_count", 0)) - dropped + sum(len(c) for _, c, _ in added)
                 self._write_meta(meta, language, generation, epoch, count)
+                self._after_change(count)
                 conn.execute("COMMIT")
             except BaseException:
                 self._rollback()
@@ -145,6 +147,12 @@ class TableWriter:
         self.meta = read_meta(conn)
         self.rebuild = False
         return dropped, generation
+
+    def _before_rebuild(self) -> None:
+        """In the transaction, before a rebuild deletes every row (a backend may drop an index)."""
+
+    def _after_change(self, chunk_count: int) -> None:
+        """In the transaction, before it commits, with the chunks the index will hold."""
 
     def _rollback(self) -> None:
         try:

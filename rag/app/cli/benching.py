@@ -27,6 +27,7 @@ from rag.app.cli.common import (
     progress_bar,
 )
 from rag.search.retrieval import RetrievalSettings
+from rag.store.locations import is_database_url
 from rag.text.chunking import ChunkerSettings
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks on XQuAD (German paragraphs, German and English questions).")
@@ -88,6 +89,9 @@ def bench_retrieval(xquad: Path = typer.Option(XQUAD_DEFAULT, "--xquad", help="F
 @friendly
 def bench_index(chunks: str = typer.Option("1000,10000,100000", help="Index sizes in chunks, comma-separated."),
                 xquad: Path = typer.Option(XQUAD_DEFAULT, "--xquad", help="Folder with xquad.de/en.dev.json."),
+                store: Optional[str] = typer.Option(None, "--index", help="Build in this PostgreSQL database "
+                                                    "(postgresql://…; a schema per size, dropped after) instead "
+                                                    "of temporary SQLite folders."),
                 as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON instead of a table.")):
     """Build, add-one, remove-one, open and query costs, disk bytes and memory as an index grows."""
     from rich.table import Table
@@ -101,22 +105,30 @@ def bench_index(chunks: str = typer.Option("1000,10000,100000", help="Index size
         fail(f"--chunks takes sizes like 1000,10000,100000, not {chunks!r}")
     data = load_xquad(xquad)
     questions = [q.question["de"] for q in data.questions]
+    if store is not None and not is_database_url(store):
+        fail(f"--index takes a PostgreSQL URL (postgresql://…) here, not {store!r}: without it the sizes are "
+             "built in temporary SQLite folders")
     rows = run_index_bench(sizes, list(data.paragraphs.values()), questions,
-                           on_progress=lambda message: err.print(message, style="dim"))
+                           on_progress=lambda message: err.print(message, style="dim"), store=store)
     if as_json:
         print(json.dumps(rows, indent=1))
         return
-    table = Table(title="Index costs (vectors: random unit vectors, 384 dimensions; texts: XQuAD dev paragraphs)")
+    table = Table(title=f"Index costs in {'PostgreSQL' if store else 'SQLite'} (vectors: random unit vectors, "
+                        "384 dimensions; texts: XQuAD dev paragraphs)")
     for column in ("chunks", "build s", "add one s", "remove one s", "open s", "dense p50/p95 ms",
-                   "lexical p50/p95 ms", "hybrid p50/p95 ms", "disk MB", "resident MB", "resident / vectors"):
+                   "lexical p50/p95 ms", "hybrid p50/p95 ms", "disk MB", "resident MB", "resident / vectors",
+                   "exact dense p50/p95 ms", "dense recall @10 / @50"):
         table.add_column(column, justify="right")
     for row in rows:
-        q = row["query_ms"]
+        q, recall = row["query_ms"], row["dense_recall"]
+        exact = q.get("dense exact")  # only where dense search is approximate (HNSW)
         table.add_row(str(row["chunks"]), f"{row['build_seconds']:.1f}", f"{row['add_one_seconds']:.3f}",
                       f"{row['remove_one_seconds']:.3f}", f"{row['open_seconds']:.2f}",
                       *(f"{q[m]['p50']:.1f} / {q[m]['p95']:.1f}" for m in ("dense", "lexical", "hybrid")),
                       f"{row['disk_bytes'] / 1e6:.1f}", f"{row['resident_bytes'] / 1e6:.1f}",
-                      f"{row['resident_per_vector_byte']:.2f}")
+                      f"{row['resident_per_vector_byte']:.2f}",
+                      f"{exact['p50']:.1f} / {exact['p95']:.1f}" if exact else "(dense is exact)",
+                      f"{recall['@10']:.3f} / {recall['@50']:.3f}")
     out.print(table)
 
 
@@ -216,7 +228,8 @@ def bench_answers(xquad: Path = typer.Option(XQUAD_DEFAULT, "--xquad", help="Fol
 
 @bench_app.command("http", epilog="Example: $ rag bench http --url http://127.0.0.1:8000 --concurrency 4")
 @friendly
-def bench_http(url: str = typer.Option("http://127.0.0.1:8000", "--url", help="A running `rag serve`."),
+def bench_http(url: str = typer.Option("http://127.0.0.1:8000", "--url", help="A running `rag serve`; several "
+                                       "replicas comma-separated take the questions in turn (round robin)."),
                question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--set",
                                                  help="Questions: .jsonl, .txt or .csv, as for `rag batch`."),
                concurrency: int = typer.Option(4, "--concurrency", min=1, max=64, help="Requests in flight at once."),
@@ -231,12 +244,15 @@ def bench_http(url: str = typer.Option("http://127.0.0.1:8000", "--url", help="A
     from rag.quality.loadtest import run_load
 
     questions, _ = read_questions(question_set)
-    load = run_load(url, [q.question for q in questions[:limit]], concurrency, api_key)
+    load = run_load([u.strip() for u in url.split(",") if u.strip()], [q.question for q in questions[:limit]],
+                    concurrency, api_key)
     summary = load.summary()
     if not summary["answered"] and all(o.status == 0 for o in load.outcomes):
         fail(f"no answer from {url}: {load.outcomes[0].error}")
     out.print(f"{summary['requests']} requests at concurrency {concurrency} in {summary['wall_seconds']:.1f} s: "
               f"{summary['answered']} answered ({summary['answers_per_minute']} per minute), statuses {summary['statuses']}")
+    if len(summary["answered_by"]) > 1:
+        out.print("  answered by: " + ", ".join(f"{server} {n}" for server, n in summary["answered_by"].items()))
     for name in ("latency_seconds", "queue_seconds"):
         if summary[name]:
             out.print(f"  {name.replace('_seconds', '')}: median {summary[name]['median']:.2f} s, "

@@ -12,6 +12,7 @@ import numpy as np
 
 from rag.errors import RagError
 from rag.store.postgres.connection import Connection, connect, redact
+from rag.store.postgres.schema import HNSW_EF_SEARCH, has_hnsw, hnsw_expression
 from rag.store.reading import TableIndex
 
 
@@ -65,10 +66,40 @@ class PostgresIndex(TableIndex):
     def _drop_ids(self, ids: np.ndarray) -> None:
         """Nothing held: removed vectors are gone from the table."""
 
-    def dense_search(self, vector: np.ndarray, limit: int) -> list[tuple[int, float]]:
-        """(chunk id, inner product) of the `limit` nearest chunks, nearest first (exact search)."""
+    def dense_search(self, vector: np.ndarray, limit: int, exact: bool = False) -> list[tuple[int, float]]:
+        """(chunk id, inner product) of the `limit` nearest chunks, nearest first, ties by id: exact
+        below HNSW_FROM_CHUNKS (or when asked), through the HNSW index above it."""
         literal = vector_literal(vector)
         with self.snapshot() as conn:
-            rows = conn.execute("SELECT chunk_id, -(vector <#> ?::vector) FROM vectors "
-                                "ORDER BY vector <#> ?::vector, chunk_id LIMIT ?", (literal, literal, limit)).fetchall()
+            if not exact and has_hnsw(conn):
+                rows = self._approximate(conn, literal, limit)
+            else:
+                rows = conn.execute("SELECT chunk_id, -(vector <#> ?::vector) FROM vectors "
+                                    "ORDER BY vector <#> ?::vector, chunk_id LIMIT ?",
+                                    (literal, literal, limit)).fetchall()
         return [(int(i), float(s)) for i, s in rows]
+
+    def has_approximate_search(self) -> bool:
+        """Whether dense search goes through the HNSW index (the index has grown past HNSW_FROM_CHUNKS)."""
+        with self.snapshot() as conn:
+            return has_hnsw(conn)
+
+    def _approximate(self, conn: Connection, literal: str, limit: int) -> list[tuple]:
+        """The graph search orders by distance alone (a tie-break would turn it into a full sort)."""
+        conn.execute("SELECT set_config('hnsw.ef_search', ?, true)", (str(max(HNSW_EF_SEARCH, limit)),))
+        dimension = self.manifest.embedder["dimension"]
+        column, query = hnsw_expression(dimension), f"?::vector({int(dimension)})"
+        rows = conn.execute(f"SELECT chunk_id, -({column} <#> {query}) FROM vectors "
+                            f"ORDER BY {column} <#> {query} LIMIT ?", (literal, literal, limit)).fetchall()
+        return sorted(rows, key=lambda row: (-row[1], row[0]))
+
+
+def index_bytes(url: str) -> int:
+    """Bytes the index's tables take in the database, their indexes and TOAST included."""
+    conn, schema_name = connect(url, read_only=True)
+    try:
+        return int(conn.execute("SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+                                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ? AND c.relkind = 'r'",
+                                (schema_name,)).fetchone()[0])
+    finally:
+        conn.close()

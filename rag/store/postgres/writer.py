@@ -94,6 +94,20 @@ class PostgresWriter(TableWriter):
     def _begin(self) -> None:
         self.conn.execute("BEGIN")
 
+    def _before_rebuild(self) -> None:
+        if schema.has_hnsw(self.conn):  # 0 rows left: built again at the end if the index is big enough
+            self.conn.execute(f"DROP INDEX {schema.HNSW_INDEX}")
+
+    def _after_change(self, chunk_count: int) -> None:
+        """Build the HNSW index in the same transaction when the index grows past HNSW_FROM_CHUNKS;
+        from then on each insert adds to the graph. It is never dropped but by a rebuild."""
+        if chunk_count < schema.HNSW_FROM_CHUNKS or schema.has_hnsw(self.conn):
+            return
+        self.conn.execute("SELECT set_config('maintenance_work_mem', '1GB', true)")  # the graph fits: a fast build
+        self.conn.execute(f"CREATE INDEX {schema.HNSW_INDEX} ON vectors USING hnsw "
+                          f"(({schema.hnsw_expression(self.embedder['dimension'])}) vector_ip_ops) "
+                          f"WITH ({schema.HNSW_BUILD})")
+
     def _vector_param(self, vector: np.ndarray) -> str:
         return vector_literal(vector)
 
@@ -132,3 +146,14 @@ def remove_documents(url: str, doc_ids: list[str], wait: bool = True,
         writer.close()
 
 
+
+
+def drop_index(url: str) -> None:
+    """Drop the index's schema and everything in it (`rag bench index` cleans up with this)."""
+    from psycopg import sql
+
+    conn, schema_name = connect(url)
+    try:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema_name)))
+    finally:
+        conn.close()
