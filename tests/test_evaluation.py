@@ -7,14 +7,13 @@ from typer.testing import CliRunner
 
 from rag.app import pipeline
 from rag.app.cli import app
+from rag.quality.gate import CROSS_BUILD_FLIPS, SAME_BUILD, baseline_name, compare_exact, judge
 from rag.quality.evaluation import (
     EvalQuestion,
     answer_is_correct,
-    compare_with_baseline,
     load_eval_set,
     number_matches,
     numbers_with_qualifiers,
-    runtime_note,
     score_question,
     settings_note,
     token_f1,
@@ -68,18 +67,54 @@ def test_scores_citations_and_retrieval_against_sources():
 def test_gate_names_metric_drops_and_flipped_questions():
     base = {"summary": {"answer_accuracy": 1.0, "citation_precision": 1.0}, "questions": [{"id": "a", "correct": True}]}
     new = {"summary": {"answer_accuracy": 0.5, "citation_precision": 0.99}, "questions": [{"id": "a", "correct": False, "answer": "x"}]}
-    problems = compare_with_baseline(new, base)
+    problems = compare_exact(new, base)
     assert any("answer_accuracy fell from 1.000 to 0.500" in p for p in problems)
     assert any("question a was answered correctly" in p for p in problems)
     assert not any("citation_precision" in p for p in problems)  # within tolerance
 
 
-def test_a_baseline_answered_by_another_runtime_build_is_pointed_out():
-    avx2, avx512 = "llama-cpp-python 0.3.36 (AVX2 FMA)", "llama-cpp-python 0.3.36 (AVX2 AVX512 FMA)"
-    note = runtime_note({"runtime": avx512}, {"runtime": avx2})
-    assert avx2 in note and avx512 in note and "make install" in note
-    assert runtime_note({"runtime": avx2}, {"runtime": avx2}) is None
-    assert runtime_note({"runtime": avx2}, {}) is None, "a baseline that does not say is not guessed about"
+def gate_report(runtime: str, right: set[str], n: int = 60) -> dict:
+    """A report of `n` questions of which those in `right` were answered right."""
+    rows = [{"id": f"q{i:02d}", "correct": f"q{i:02d}" in right, "answer": "right" if f"q{i:02d}" in right else "wrong"}
+            for i in range(n)]
+    return {"runtime": runtime, "questions": rows, "summary": {"answer_accuracy": len(right) / n}}
+
+
+def test_the_gate_holds_each_build_to_its_own_baseline_and_a_new_build_to_all_of_them():
+    """Two recorded builds that disagree on 3 knife-edge questions (q00-q02), as the AVX2 and
+    AVX-512 builds do: each passes against its own, a third build passes against both, and a
+    regression that loses 2 answers fails on all three."""
+    settled = {f"q{i:02d}" for i in range(3, 45)}
+    avx2, avx512 = gate_report("AVX2", settled | {"q00"}), gate_report("AVX512", settled | {"q01", "q02"})
+    recorded = [("avx2.json", avx2), ("avx512.json", avx512)]
+    third = gate_report("AVX512 no VNNI", settled | {"q02"})
+    for run, rule in ((avx2, SAME_BUILD), (avx512, SAME_BUILD), (third, "another build")):
+        verdict = judge(run, recorded)
+        assert verdict.rule == rule and verdict.problems == [], verdict
+        assert (verdict.held_to == ["avx512.json"]) == (run is avx512)
+        regressed = run | {"questions": [r | {"correct": r["correct"] and r["id"] not in {"q10", "q11"}}
+                                         for r in run["questions"]],
+                           "summary": {"answer_accuracy": run["summary"]["answer_accuracy"] - 2 / 60}}
+        problems = judge(regressed, recorded).problems
+        assert any("q10" in p for p in problems) and any("q11" in p for p in problems), (rule, problems)
+    one_flip = gate_report("AVX512 no VNNI", settled - {"q20"} | {"q00", "q01"})
+    assert CROSS_BUILD_FLIPS == 1 and judge(one_flip, recorded).problems == []
+    verdict = judge(one_flip, recorded)
+    assert "no baseline recorded on this build (AVX512 no VNNI)" in verdict.describe()
+    assert "avx2.json, avx512.json" in verdict.describe()
+
+
+def test_a_broken_retriever_fails_the_gate_on_any_build():
+    settled = {f"q{i:02d}" for i in range(3, 45)}
+    recorded = [("avx2.json", gate_report("AVX2", settled)), ("avx512.json", gate_report("AVX512", settled | {"q01"}))]
+    for runtime in ("AVX2", "AVX512", "AVX512 no VNNI"):
+        problems = judge(gate_report(runtime, set()), recorded).problems
+        assert problems[0].startswith("answer_accuracy fell") and len(problems) > 40
+
+
+def test_baseline_files_are_named_by_the_widest_instructions():
+    assert baseline_name("llama-cpp-python 0.3.36 (SSE3 AVX AVX2 FMA)") == "llama-cpp-python-0.3.36-avx2.json"
+    assert baseline_name("model server qwen at http://127.0.0.1:8811") == "model-server-qwen-at-http-127.0.0.1-8811.json"
 
 
 def test_the_committed_evaluation_set_meets_its_spec():
@@ -110,7 +145,7 @@ def test_eval_cli_passes_then_fails_on_regression(monkeypatch, seeds, tmp_path):
     assert first.exit_code == 0, first.output
     second = runner.invoke(app, ["eval", *map(str, common), "--report", str(tmp_path / "r2.json"),
                                  "--summary", str(tmp_path / "passed.md")])
-    assert second.exit_code == 0 and "no regression" in second.stdout
+    assert second.exit_code == 0 and "no regression (same build" in second.stdout
     passed = (tmp_path / "passed.md").read_text()
     assert passed.startswith("## rag eval: passed") and "| answer_accuracy | 1.000 | 1.000 | +0.000 |" in passed
     r1, r2 = (json.loads((tmp_path / f).read_text()) for f in ("r1.json", "r2.json"))
@@ -118,7 +153,8 @@ def test_eval_cli_passes_then_fails_on_regression(monkeypatch, seeds, tmp_path):
     base = json.loads((tmp_path / "base.json").read_text())
     (tmp_path / "base.json").write_text(json.dumps(base | {"runtime": "another build"}))
     other = runner.invoke(app, ["eval", *map(str, common), "--report", str(tmp_path / "r4.json")])
-    assert other.exit_code == 0 and "note: the baseline was answered by another build" in other.stderr
+    assert other.exit_code == 0 and "gate: no baseline recorded on this build" in other.stdout
+    (tmp_path / "base.json").write_text(json.dumps(base))
     step_summary = tmp_path / "step-summary.md"
     step_summary.write_text("earlier step\n")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))

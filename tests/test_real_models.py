@@ -126,7 +126,7 @@ def test_evaluation_gate_passes_against_the_committed_baseline(tmp_path):
     index_dir = tmp_path / "seeds-index"
     assert runner.invoke(app, ["index", str(SEEDS), "--index", str(index_dir)]).exit_code == 0
     report = tmp_path / "report.json"
-    result = runner.invoke(app, ["eval", "--index", str(index_dir), "--baseline", str(ROOT / "eval" / "baseline.json"),
+    result = runner.invoke(app, ["eval", "--index", str(index_dir), "--baseline", str(ROOT / "eval" / "baselines"),
                                  "--report", str(report)])
     print(result.stdout, result.stderr)
     assert result.exit_code == 0, result.stderr
@@ -143,7 +143,7 @@ def test_evaluation_gate_fails_with_a_broken_retriever(tmp_path):
     runner = CliRunner()
     index_dir = tmp_path / "seeds-index"
     runner.invoke(app, ["index", str(SEEDS), "--index", str(index_dir)])
-    result = runner.invoke(app, ["eval", "--index", str(index_dir), "--baseline", str(ROOT / "eval" / "baseline.json"),
+    result = runner.invoke(app, ["eval", "--index", str(index_dir), "--baseline", str(ROOT / "eval" / "baselines"),
                                  "--report", str(tmp_path / "r.json"), "--k", "0"])
     assert result.exit_code == 1
     assert "answer_accuracy fell" in result.stderr and "was answered correctly and now is not" in result.stderr

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import RagError
+from rag.quality.gate import TOLERANCES
 from rag.text.numbers import numbers_with_qualifiers
 
 # SQuAD normalisation, with German articles removed too.
@@ -86,20 +87,6 @@ def alias_present(prediction: str, alias: str) -> bool:
 
 REPORT_VERSION = 1
 EXIT_REGRESSION = 1
-# How far a summary metric may fall below the baseline before the gate fails. Answers are
-# deterministic, so the only slack is for metrics averaged over few citations.
-TOLERANCES = {
-    "answer_accuracy": 0.0,
-    "retrieval_hit": 0.0,
-    "recall_at_k": 0.0,
-    "citation_precision": 0.02,
-    "citation_recall": 0.02,
-    "verified_rate": 0.0,
-    "abstained_on_unanswerable": 0.0,
-    "answered_answerable": 0.0,
-}
-
-
 @dataclass(frozen=True)
 class EvalQuestion:
     id: str
@@ -176,29 +163,6 @@ def by_tag(rows: list[dict], questions: list[EvalQuestion]) -> dict[str, dict]:
     tags = sorted({t for q in questions for t in q.tags})
     tagged = {q.id: set(q.tags) for q in questions}
     return {tag: summarize([r for r in rows if tag in tagged[r["id"]]]) for tag in tags}
-
-
-def compare_with_baseline(report: dict, baseline: dict) -> list[str]:
-    """What regressed: summary metrics below tolerance, and questions that were right and are now wrong."""
-    problems = []
-    for metric, tolerance in TOLERANCES.items():
-        old, new = baseline["summary"].get(metric), report["summary"].get(metric)
-        if old is not None and (new is None or new < old - tolerance - 1e-9):
-            problems.append(f"{metric} fell from {old:.3f} to {new if new is None else format(new, '.3f')}")
-    before = {r["id"]: r["correct"] for r in baseline["questions"]}
-    for row in report["questions"]:
-        if before.get(row["id"]) and not row["correct"]:
-            problems.append(f"question {row['id']} was answered correctly and now is not: {row['answer']!r}")
-    return problems
-
-
-def runtime_note(report: dict, baseline: dict) -> str | None:
-    """A note when the baseline's answers came from another build of the model runtime."""
-    old, new = baseline.get("runtime"), report.get("runtime")
-    if old and new and old != new:
-        return (f"the baseline was answered by {old}, this run by {new}: answers can differ in a few "
-                "questions from rounding alone (`make install` builds the one the baseline was recorded with)")
-    return None
 
 
 def settings_note(report: dict, baseline: dict) -> str | None:

@@ -91,10 +91,16 @@ class TableWriter:
     def close(self) -> None:
         self.conn.close()
 
-    def stored(self) -> dict[str, tuple[str, str]]:
-        """doc_id -> (sha256, source path) of every article in the index."""
-        return {doc_id: (sha, source) for doc_id, sha, source in
-                self.conn.execute("SELECT doc_id, sha256, source FROM documents").fetchall()}
+    def stored(self, doc_ids: list[str] | None = None) -> dict[str, tuple[str, str]]:
+        """doc_id -> (sha256, source path) of every article in the index, or of those of `doc_ids`
+        that it holds (an add reads what it adds, not the whole list)."""
+        if doc_ids is None:
+            rows = self.conn.execute("SELECT doc_id, sha256, source FROM documents").fetchall()
+        else:
+            rows = [row for start in range(0, len(doc_ids), 500) for row in self.conn.execute(
+                f"SELECT doc_id, sha256, source FROM documents WHERE doc_id IN "
+                f"({','.join('?' * len(doc_ids[start:start + 500]))})", doc_ids[start:start + 500]).fetchall()]
+        return {doc_id: (sha, source) for doc_id, sha, source in rows}
 
     def known_vectors(self, text_hashes: list[str]) -> dict[str, np.ndarray]:
         """Vectors already in the index for chunk texts with these sha256s (same embedder only)."""
@@ -259,13 +265,14 @@ def apply_articles(writer: TableWriter, loaded: LoadReport, paths: list[Path], e
     chunk-text sha256 from elsewhere, such as an old format's files). An article indexed from
     under one of `paths` whose file is gone is removed, unless `add_only`."""
     notes = [(d.path, d.note) for d in loaded.documents if d.note]
-    stored = writer.stored()
-    roots = [Path(p).resolve() for p in paths]
     present = {d.doc_id for d in loaded.documents} | {Path(p).stem for p, _ in loaded.skipped}
+    stored = writer.stored(sorted(present) if add_only else None)
+    roots = [Path(p).resolve() for p in paths]
     removed = [] if add_only else sorted(doc_id for doc_id, (_, source) in stored.items()
                                          if doc_id not in present and _under(source, roots))
     changed = [d for d in loaded.documents if writer.rebuild or stored.get(d.doc_id, ("",))[0] != d.sha256]
-    total = len(set(stored) - set(removed) | {d.doc_id for d in loaded.documents})
+    held = writer.conn.execute("SELECT count(*) FROM documents").fetchone()[0] if add_only else len(stored)
+    total = held - len(removed) + len({d.doc_id for d in loaded.documents} - set(stored))
     if not changed and not removed:
         return BuildReport(writer.where, total, int(writer.meta.get("chunk_count", 0)), 0, 0, True,
                            time.perf_counter() - started, loaded.skipped, notes=notes)

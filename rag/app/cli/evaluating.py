@@ -32,7 +32,9 @@ from rag.app.cli.common import (
 @friendly
 def evaluate(question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--set", help="Evaluation questions (JSON lines)."),
              index_dir: str = IndexOption,
-             baseline: Path = typer.Option(Path("eval/baseline.json"), help="Report to compare with."),
+             baseline: Path = typer.Option(Path("eval/baselines"), help="Recorded reports to compare with: a folder "
+                                           "of one per llama.cpp build (the one of this run's build is used), or one "
+                                           "report."),
              report: Path = typer.Option(Path("eval/reports/latest.json"), help="Where to write this run's report."),
              update_baseline: bool = typer.Option(False, "--update-baseline", help="Write this run as the new baseline."),
              summary_file: Optional[Path] = typer.Option(
@@ -51,13 +53,12 @@ def evaluate(question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--
     from rag.fileio import atomic_write_json, atomic_write_text
     from rag.quality.evaluation import (
         EXIT_REGRESSION,
-        compare_with_baseline,
         load_eval_set,
         markdown_summary,
         run_eval,
-        runtime_note,
         settings_note,
     )
+    from rag.quality.gate import baseline_name, judge, load_baselines
 
     questions = load_eval_set(question_set)
     answerer = open_answerer(index_dir, model, embedder, retrieval, k, min_support, llm_url, llm_timeout)
@@ -98,24 +99,25 @@ def evaluate(question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--
                 step_summary.write(text)
 
     if update_baseline:
-        atomic_write_json(baseline, result)
-        out.print(f"baseline updated: {baseline}")
-        write_summary(None, [], [f"this run was recorded as the new baseline {baseline}"])
+        target = baseline / baseline_name(result["runtime"]) if baseline.is_dir() or not baseline.suffix else baseline
+        atomic_write_json(target, result)
+        out.print(f"baseline updated: {target}")
+        write_summary(None, [], [f"this run was recorded as the new baseline {target}"])
         return
-    if not baseline.is_file():
-        fail(f"no baseline at {baseline}; create one with --update-baseline")
     try:
-        recorded = json.loads(baseline.read_text())
-        problems = compare_with_baseline(result, recorded)
+        verdict = judge(result, load_baselines(baseline))
+    except FileNotFoundError:
+        fail(f"no baseline at {baseline}; record one with --update-baseline")
     except (ValueError, KeyError) as exc:
-        fail(f"the baseline {baseline} is not a valid report ({exc})")
-    notes = [note for note in (runtime_note(result, recorded), settings_note(result, recorded)) if note]
+        fail(f"a baseline under {baseline} is not a valid report ({exc})")
+    out.print(verdict.describe(), soft_wrap=True)
+    notes = [note for note in (settings_note(result, verdict.reference),) if note]
     for note in notes:
         err.print(f"note: {note}", soft_wrap=True, markup=False)
-    write_summary(recorded, problems, notes)
-    if problems:
-        err.print(f"[bold red]regression[/] against {baseline}:")
-        for problem in problems:
+    write_summary(verdict.reference, verdict.problems, [verdict.describe(), *notes])
+    if verdict.problems:
+        err.print(f"[bold red]regression[/] ({verdict.rule}):")
+        for problem in verdict.problems:
             err.print(f"  - {problem}", soft_wrap=True, markup=False)
         raise typer.Exit(EXIT_REGRESSION)
-    out.print(f"no regression against {baseline}")
+    out.print(f"no regression ({verdict.rule}: {', '.join(verdict.held_to)})", soft_wrap=True)

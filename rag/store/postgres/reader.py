@@ -11,14 +11,31 @@ from __future__ import annotations
 import numpy as np
 
 from rag.errors import RagError
-from rag.store.postgres.connection import Connection, connect, redact
+from rag.store.postgres.connection import Connection, connect, first_line, redact
 from rag.store.postgres.schema import HNSW_EF_SEARCH, has_hnsw, hnsw_expression
-from rag.store.reading import TableIndex
+from rag.store.reading import TableIndex, read_meta
 
 
 def open_index(url: str, embedder_id: str | None = None) -> "PostgresIndex":
     """Open the index at `url`; refuse it if `embedder_id` differs from its own."""
     return PostgresIndex(url, embedder_id)
+
+
+def stored_meta(url: str) -> dict[str, str]:
+    """The index's meta table alone: what a writer needs to keep the index's embedder and chunker,
+    read without opening the index (which reads a flag and a length per chunk). One line for no
+    index or one that cannot be read."""
+    import psycopg
+
+    conn = connect(url, read_only=True)[0]
+    try:
+        if not conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0]:
+            raise RagError(f"no index at {redact(url)}; build one with `rag index --index URL` first")
+        return read_meta(conn)
+    except psycopg.Error as exc:
+        raise RagError(f"the index at {redact(url)} cannot be read ({first_line(exc)})") from None
+    finally:
+        conn.close()
 
 
 def vector_literal(vector: np.ndarray) -> str:
@@ -39,13 +56,7 @@ class PostgresIndex(TableIndex):
         self.url = url
         self.path = self.where = redact(url)
         self.database_errors = (psycopg.Error,)
-        conn = self._connect()
-        try:
-            found = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0]
-        finally:
-            conn.close()
-        if not found:
-            raise RagError(f"no index at {self.where}; build one with `rag index --index URL` first")
+        stored_meta(url)  # one line for no index
         self._open(embedder_id)
 
     def _connect(self) -> Connection:
