@@ -134,7 +134,8 @@ def test_evaluation_gate_passes_against_the_committed_baseline(tmp_path):
 
 
 def test_evaluation_gate_fails_with_a_broken_retriever(tmp_path):
-    """k=0 retrieves nothing, so every answerable question is lost: exit code 1 and the questions named."""
+    """k=0 retrieves nothing, so every answerable question is lost: exit code 1 and the questions
+    named. The set's first 12 questions are enough to show it (the whole set takes minutes)."""
     from conftest import ROOT
     from typer.testing import CliRunner
 
@@ -143,8 +144,10 @@ def test_evaluation_gate_fails_with_a_broken_retriever(tmp_path):
     runner = CliRunner()
     index_dir = tmp_path / "seeds-index"
     runner.invoke(app, ["index", str(SEEDS), "--index", str(index_dir)])
+    first = tmp_path / "first.jsonl"
+    first.write_text("".join((ROOT / "eval" / "questions.jsonl").read_text().splitlines(keepends=True)[:12]))
     result = runner.invoke(app, ["eval", "--index", str(index_dir), "--baseline", str(ROOT / "eval" / "baselines"),
-                                 "--report", str(tmp_path / "r.json"), "--k", "0"])
+                                 "--set", str(first), "--report", str(tmp_path / "r.json"), "--k", "0"])
     assert result.exit_code == 1
     assert "answer_accuracy fell" in result.stderr and "was answered correctly and now is not" in result.stderr
 
