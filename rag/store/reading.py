@@ -149,7 +149,7 @@ class TableIndex:
             except (*self.database_errors, KeyError, ValueError) as exc:
                 raise self.damaged(exc) from None
             self._check_embedder(manifest)
-            self.manifest = manifest
+            self.manifest = self._local.manifest = manifest  # the thread's own: another may begin a newer one
             self._catch_up(conn, manifest)
             yield conn
         finally:

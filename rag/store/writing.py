@@ -35,6 +35,23 @@ EMBED_BATCH = 32
 MERGE_SEGMENTS = 16  # a term's segments are merged into one (dropping removed chunks) above this many
 
 
+def settings_from_meta(meta: dict, where: str) -> tuple[str, int, ChunkerSettings]:
+    """(embedder id, dimension, chunker settings) an index was built with, read from its meta,
+    so that a change to it embeds and chunks as the build did; a meta that lacks them is a
+    damaged index, said in one line.
+
+    >>> settings_from_meta({"embedder": '{"id": "e5", "dimension": 384}',
+    ...                     "chunker": '{"max_tokens": 200, "overlap_tokens": 40}'}, "x")
+    ('e5', 384, ChunkerSettings(max_tokens=200, overlap_tokens=40))
+    """
+    try:
+        embedder, chunker = json.loads(meta["embedder"]), json.loads(meta["chunker"])
+        return (embedder["id"], embedder["dimension"],
+                ChunkerSettings(chunker["max_tokens"], chunker["overlap_tokens"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RagError(f"the index at {where} is damaged ({exc}); rebuild it with `rag index`") from None
+
+
 @dataclass
 class BuildReport:
     index_dir: Path | str

@@ -111,10 +111,10 @@ def evaluate(question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--
     except (ValueError, KeyError) as exc:
         fail(f"a baseline under {baseline} is not a valid report ({exc})")
     out.print(verdict.describe(), soft_wrap=True)
-    notes = [note for note in (settings_note(result, verdict.reference),) if note]
-    for note in notes:
+    note = settings_note(result, verdict.reference)
+    if note:
         err.print(f"note: {note}", soft_wrap=True, markup=False)
-    write_summary(verdict.reference, verdict.problems, [verdict.describe(), *notes])
+    write_summary(verdict.reference, verdict.problems, [verdict.describe()] + ([note] if note else []))
     if verdict.problems:
         err.print(f"[bold red]regression[/] ({verdict.rule}):")
         for problem in verdict.problems:

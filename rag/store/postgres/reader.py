@@ -56,6 +56,7 @@ class PostgresIndex(TableIndex):
         self.url = url
         self.path = self.where = redact(url)
         self.database_errors = (psycopg.Error,)
+        self._hnsw_known: tuple[tuple[int, int] | None, bool] = (None, False)  # (epoch, generation), has it
         stored_meta(url)  # one line for no index
         self._open(embedder_id)
 
@@ -82,7 +83,7 @@ class PostgresIndex(TableIndex):
         below HNSW_FROM_CHUNKS (or when asked), through the HNSW index above it."""
         literal = vector_literal(vector)
         with self.snapshot() as conn:
-            if not exact and has_hnsw(conn):
+            if not exact and self._has_hnsw(conn):
                 rows = self._approximate(conn, literal, limit)
             else:
                 rows = conn.execute("SELECT chunk_id, -(vector <#> ?::vector) FROM vectors "
@@ -93,7 +94,16 @@ class PostgresIndex(TableIndex):
     def has_approximate_search(self) -> bool:
         """Whether dense search goes through the HNSW index (the index has grown past HNSW_FROM_CHUNKS)."""
         with self.snapshot() as conn:
-            return has_hnsw(conn)
+            return self._has_hnsw(conn)
+
+    def _has_hnsw(self, conn: Connection) -> bool:
+        """Asked of the database once per generation (only a commit builds or drops the index), not
+        once per query: a round trip saved on every search."""
+        held = self._local.manifest
+        key = (held.epoch, held.generation)
+        if self._hnsw_known[0] != key:
+            self._hnsw_known = (key, has_hnsw(conn))
+        return self._hnsw_known[1]
 
     def _approximate(self, conn: Connection, literal: str, limit: int) -> list[tuple]:
         """The graph search orders by distance alone (a tie-break would turn it into a full sort)."""

@@ -9,7 +9,6 @@ connection and with it the lock), and vectors are written in pgvector's text for
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from typing import Callable
 
@@ -21,7 +20,8 @@ from rag.store.locking import IndexBusyError
 from rag.store.postgres import schema
 from rag.store.postgres.connection import Connection, connect, first_line, redact
 from rag.store.postgres.reader import stored_meta, vector_literal
-from rag.store.writing import BuildReport, RemoveReport, TableWriter, apply_articles, load_articles, remove_articles
+from rag.store.writing import (BuildReport, RemoveReport, TableWriter, apply_articles, load_articles, remove_articles,
+                               settings_from_meta)
 from rag.text.chunking import ChunkerSettings
 from rag.text.documents import MAX_FILE_MB
 
@@ -47,13 +47,9 @@ class PostgresWriter(TableWriter):
     def for_existing(cls, url: str, wait: bool = True,
                      on_wait: Callable[[str], None] | None = None) -> "PostgresWriter":
         """A writer that keeps the embedder and chunker the index was built with."""
-        meta = stored_meta(url)  # not open_index: that reads every chunk's flag, and a change costs O(change)
-        try:
-            embedder, chunker = json.loads(meta["embedder"]), json.loads(meta["chunker"])
-        except (KeyError, ValueError) as exc:
-            raise RagError(f"the index at {redact(url)} is damaged ({exc}); rebuild it with `rag index`") from None
-        return cls(url, embedder["id"], embedder["dimension"],
-                   ChunkerSettings(chunker["max_tokens"], chunker["overlap_tokens"]), wait, on_wait)
+        # not open_index: that reads every chunk's flag, and a change costs O(change)
+        embedder_id, dimension, chunker = settings_from_meta(stored_meta(url), redact(url))
+        return cls(url, embedder_id, dimension, chunker, wait, on_wait)
 
     def _create(self) -> Connection:
         from psycopg import sql

@@ -24,7 +24,8 @@ from rag.store.locking import writer_lock
 from rag.store.reading import read_meta
 from rag.store.sqlite.reader import open_index
 from rag.store.sqlite.schema import DATABASE, SCHEMA, connect
-from rag.store.writing import BuildReport, RemoveReport, TableWriter, apply_articles, load_articles, remove_articles
+from rag.store.writing import (BuildReport, RemoveReport, TableWriter, apply_articles, load_articles, remove_articles,
+                               settings_from_meta)
 from rag.text.chunking import ChunkerSettings
 from rag.text.documents import MAX_FILE_MB
 
@@ -47,11 +48,10 @@ class IndexWriter(TableWriter):
             with sqlite3.connect(Path(index_dir) / DATABASE) as conn:
                 meta = read_meta(conn)
             conn.close()
-            embedder, chunker = json.loads(meta["embedder"]), json.loads(meta["chunker"])
-        except (sqlite3.DatabaseError, KeyError, ValueError) as exc:
+        except sqlite3.DatabaseError as exc:
             raise RagError(f"the index at {index_dir} is damaged ({exc}); rebuild it with `rag index`") from None
-        return cls(index_dir, embedder["id"], embedder["dimension"],
-                   ChunkerSettings(chunker["max_tokens"], chunker["overlap_tokens"]))
+        embedder_id, dimension, chunker = settings_from_meta(meta, str(index_dir))
+        return cls(index_dir, embedder_id, dimension, chunker)
 
     def _create(self) -> sqlite3.Connection:
         conn = connect(self.index_dir / DATABASE)
