@@ -62,6 +62,7 @@ def test_scores_citations_and_retrieval_against_sources():
     assert row["correct"] and row["retrieval_hit"] == 0.0
     assert score_question(q, answer, k=2)["retrieval_hit"] == 1.0
     assert row["citation_precision"] == 1.0 and row["citation_recall"] == 1.0 and row["verified_rate"] == 0.5
+    assert [(c["doc_id"], c["verified"]) for c in row["citations"]] == [("B", True), ("A", False)]
 
 
 def test_gate_names_metric_drops_and_flipped_questions():

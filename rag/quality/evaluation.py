@@ -145,6 +145,9 @@ def score_question(q: EvalQuestion, answer: dict, k: int) -> dict:
         "abstained_on_unanswerable": float(answer["abstained"]) if not q.answerable else None,
         "answered_answerable": float(not answer["abstained"]) if q.answerable else None,
         "seconds": answer["timings"].get("total", 0.0),
+        # what was quoted, where: a changed answer in a later report can be read against this one
+        "citations": [{key: c.get(key) for key in ("doc_id", "start", "end", "quote", "verified")}
+                      for c in answer["citations"]],
     }
 
 
