@@ -1,5 +1,6 @@
 """Questions on the seed articles, answered by the real default models (slow: ~10 s each)."""
 
+import functools
 import os
 
 import pytest
@@ -44,14 +45,19 @@ def gate(tmp_path_factory):
     return result, (json.loads(report.read_text()) if report.is_file() else None), index_dir
 
 
-def gate_answer(gate, question: str) -> dict:
-    """The gate report's row for `question` (asked in these tests by its text)."""
+@functools.cache
+def question_ids() -> dict[str, str]:
+    """The evaluation set's ids by question text, read once."""
     from conftest import ROOT
 
     from rag.quality.evaluation import load_eval_set
 
-    ids = {q.question: q.id for q in load_eval_set(ROOT / "eval" / "questions.jsonl")}
-    return next(row for row in gate[1]["questions"] if row["id"] == ids[question])
+    return {q.question: q.id for q in load_eval_set(ROOT / "eval" / "questions.jsonl")}
+
+
+def gate_answer(gate, question: str) -> dict:
+    """The gate report's row for `question` (asked in these tests by its text)."""
+    return next(row for row in gate[1]["questions"] if row["id"] == question_ids()[question])
 
 
 # Questions of the evaluation set, worded as there: the gate's report holds their answers.
