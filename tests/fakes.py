@@ -76,7 +76,9 @@ class SlowGenerator(FakeGenerator):
     """A FakeGenerator that writes one word every `delay` seconds and, asked to stop, ends the call
     at once, as the real one does between two steps of its graph; it records what it did.
 
-    `busy` is set while it writes, `stopped` once a stop request ended a reply early.
+    `busy` is set while it writes, `stopped` once a stop request ended a reply early. `hold(n)`
+    lets it write n more words and then wait (still ending at once on a stop request) until
+    `allow` or `let_go`: a test puts the model in a state by construction, not by timing.
     """
 
     def __init__(self, reply="Mehr als 20 Abkommen [1].", delay: float = 0.05, **kwargs):
@@ -84,6 +86,8 @@ class SlowGenerator(FakeGenerator):
         import threading
 
         self.delay = delay
+        self._words_allowed: int | None = None  # None: as many as it likes
+        self._allowed = threading.Condition()
         self.busy = threading.Event()
         self.stopped = threading.Event()
         self.words_written = 0
@@ -91,6 +95,32 @@ class SlowGenerator(FakeGenerator):
         self.writing = 0  # replies being written now, and the most at once
         self.most_at_once = 0
         self._count = threading.Lock()
+
+    def hold(self, words: int = 0) -> None:
+        """From now on write at most `words` more words, then wait."""
+        with self._allowed:
+            self._words_allowed = words
+
+    def allow(self, words: int) -> None:
+        with self._allowed:
+            self._words_allowed = (self._words_allowed or 0) + words
+            self._allowed.notify_all()
+
+    def let_go(self) -> None:
+        with self._allowed:
+            self._words_allowed = None
+            self._allowed.notify_all()
+
+    def _next_word_allowed(self) -> bool:
+        """Wait until a word may be written; False when a stop was requested first."""
+        with self._allowed:
+            while self._words_allowed == 0:
+                if self.stop_requested:
+                    return False
+                self._allowed.wait(0.01)
+            if self._words_allowed is not None:
+                self._words_allowed -= 1
+        return not self.stop_requested
 
     def generate(self, messages, max_tokens, on_token=None, alternatives=0) -> Generation:
         import time
@@ -105,7 +135,7 @@ class SlowGenerator(FakeGenerator):
             self.most_at_once = max(self.most_at_once, self.writing)
         try:
             for piece in re.findall(r"\S+\s*", text):
-                if self.stop_requested:  # the real one's abort callback ends the call with an error
+                if not self._next_word_allowed():  # the real one's abort callback ends the call with an error
                     self.stopped.set()
                     raise KeyboardInterrupt
                 time.sleep(self.delay)

@@ -119,3 +119,20 @@ def test_a_stop_request_ends_its_own_block_only():
     assert not model.stop_requested
     with model.stoppable():  # the next block starts without the old request
         assert model.generate([{"role": "user", "content": "?"}], max_tokens=8).text == "Moskau [1]."
+
+
+def test_chat_that_cannot_start_says_why_in_one_line(monkeypatch, seeds, tmp_path):
+    """A missing index, and a model server nobody answers at: exit 2, one line, no traceback."""
+    from conftest import free_port
+
+    monkeypatch.setattr(pipeline, "make_embedder", lambda path=None: FakeEmbedder(max_tokens=256))
+    runner = CliRunner()
+    assert runner.invoke(app, ["index", str(seeds), "--index", str(tmp_path / "idx")]).exit_code == 0
+    dead = f"http://127.0.0.1:{free_port()}"
+    for arguments, reason in [(["--index", str(tmp_path / "none")], "no index at"),
+                              (["--index", str(tmp_path / "idx"), "--llm-url", dead, "--llm-timeout", "5"],
+                               "no model server answered")]:
+        result = runner.invoke(app, ["chat", *arguments], input="Wohin lud Putin Xi ein?\n")
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith(f"error: {reason}") and result.stderr.count("\n") == 1, result.stderr
+        assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)

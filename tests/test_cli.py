@@ -52,6 +52,7 @@ def test_invented_citation_is_reported(fakes, seeds, tmp_path):
     fakes.reply = "Mehr als 20 Abkommen [1][9]."
     run("index", seeds, "--index", tmp_path / "idx")
     result = run("ask", "Wie viele Abkommen?", "--index", tmp_path / "idx")
+    assert result.exit_code == 0, result.output
     assert "dropped citation [9]" in result.stderr
 
 
@@ -66,7 +67,9 @@ def test_user_errors_are_one_line_without_traceback(fakes, seeds, tmp_path, args
     result = run(*[a.format(tmp=tmp_path) for a in args])
     assert result.exit_code == 2
     assert message in result.stderr
-    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    # CliRunner keeps an uncaught exception in result.exception (exit 1); a clean exit 2 is a SystemExit.
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit), result.exception
+    assert result.stderr.count("\n") == 1, result.stderr
 
 
 def test_index_built_with_another_embedder_is_refused(monkeypatch, fakes, seeds, tmp_path):

@@ -175,3 +175,31 @@ def test_a_baseline_answered_with_other_settings_is_noted():
     note = settings_note(stricter, baseline)
     assert "answer.min_support: 0.35 there, 0.6 here" in note and "k:" not in note and "mode" not in note
     assert settings_note(stricter, {}) is None, "a baseline that does not say is not guessed about"
+
+
+def test_eval_with_a_missing_or_unreadable_baseline_says_so_in_one_line(monkeypatch, seeds, tmp_path):
+    monkeypatch.setattr(pipeline, "make_embedder", lambda path=None: FakeEmbedder(max_tokens=256))
+    generator = FakeGenerator("Moskau [1].")
+    monkeypatch.setattr(pipeline, "make_generator", lambda path=None, progress=None, server=None: generator)
+    runner = CliRunner()
+    qset = tmp_path / "q.jsonl"
+    qset.write_text(json.dumps({"id": "city", "question": "Wohin lud Putin Xi ein?", "lang": "de", "answerable": True,
+                                "answers": ["Moskau"], "sources": ["003_f1e7237187863abb"], "tags": []}) + "\n")
+    assert runner.invoke(app, ["index", str(seeds), "--index", str(tmp_path / "idx")]).exit_code == 0
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "broken.json").write_text('{"summary": ')
+    (tmp_path / "latin1.json").write_bytes('{"summary": "Prüfung"}'.encode("latin-1"))
+    (tmp_path / "other.json").write_text('{"answers": []}')
+    (tmp_path / "folder" / "unreadable.json").mkdir(parents=True)  # unreadable whoever runs this (root reads any file)
+    for baseline, reason in [(tmp_path / "nothing.json", "no baseline at"), (tmp_path / "empty", "no baseline at"),
+                             (tmp_path / "broken.json", "broken.json is not a report: not JSON"),
+                             (tmp_path / "latin1.json", "latin1.json is not a report: not JSON"),
+                             (tmp_path / "other.json", "other.json is not a report: it has no summary"),
+                             (tmp_path / "folder", "cannot read the baseline " + str(tmp_path / "folder"))]:
+        result = runner.invoke(app, ["eval", "--set", str(qset), "--index", str(tmp_path / "idx"), "--baseline",
+                                     str(baseline), "--report", str(tmp_path / "r.json")])
+        assert result.exit_code == 2, (baseline, result.output)
+        assert result.stderr.startswith("error: ") and reason in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1 and isinstance(result.exception, SystemExit)
+    assert generator.calls == [], "it says so before answering anything"
+    assert not (tmp_path / "r.json").exists()

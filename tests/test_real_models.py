@@ -67,12 +67,10 @@ ANSWERABLE = [
     ("To which city did Putin invite Xi?", ["Moskau", "Moscow"], VISIT_DOC),
     ("How many heads of state and government will attend the military parade?", ["26"], AGREEMENTS_DOC),
     ("Wohin hat Putin Xi Jinping zu einem Staatsbesuch eingeladen?", ["Moskau", "Moscow"], VISIT_DOC),
-    ("How did Xi describe Putin?", ["alten Freund", "old friend"], AGREEMENTS_DOC),
 ]
-# Known wrong since the likeliest reply is taken: "lieben Freund" (0.161, Putin's words for Xi in the
-# same sentence) over the greedy 'Xi described Putin as "alten Freund".' (0.066); the seed set as a
-# whole gained (30 -> 31 of 37, README). Strict: once answered right again, the test fails until unmarked.
-KNOWN_WRONG = {"How did Xi describe Putin?": "the likelier reply names Putin's words for Xi"}
+# Not here: "How did Xi describe Putin?" (xi-calls-putin), wrong on every recorded build ("lieben
+# Freund", Putin's words for Xi, is the likelier reply). It sits on a knife's edge, so another build
+# may answer it right; the gate follows it per build (eval/baselines/), where such flips belong.
 
 UNANSWERABLE = [
     "What is Xi Jinping's favourite food?",
@@ -82,9 +80,7 @@ UNANSWERABLE = [
 ]
 
 
-@pytest.mark.parametrize("question, accepted, doc_id", [
-    pytest.param(*case, marks=pytest.mark.xfail(strict=True, reason=KNOWN_WRONG[case[0]])) if case[0] in KNOWN_WRONG
-    else case for case in ANSWERABLE])
+@pytest.mark.parametrize("question, accepted, doc_id", ANSWERABLE)
 def test_answerable_questions_are_answered_with_a_verified_citation(gate, question, accepted, doc_id):
     answer = gate_answer(gate, question)
     assert not answer["abstained"], answer["answer"]
@@ -154,23 +150,37 @@ def test_evaluation_gate_passes_against_the_committed_baseline(gate):
     assert "no regression" in result.stdout and report is not None
 
 
-def test_evaluation_gate_fails_with_a_broken_retriever(tmp_path):
-    """k=0 retrieves nothing, so every answerable question is lost: exit code 1 and the questions
-    named. The set's first 12 questions are enough to show it (the whole set takes minutes)."""
+def test_evaluation_gate_fails_with_a_broken_retriever_under_either_rule(gate, tmp_path):
+    """k=0 retrieves nothing, so the answerable questions are lost: exit code 1 and the questions
+    named, whichever rule the gate applies. Each rule is set up here, whatever build runs this: the
+    gate's own report of this run is the baseline recorded on this build (the exact rule), and the
+    same report under two runtimes that are certainly not this build's stands for the recorded
+    builds (the rule for a build no baseline was recorded on). The set's first 12 questions are
+    enough to show it (the whole set takes minutes)."""
+    import json
+
     from conftest import ROOT
     from typer.testing import CliRunner
 
     from rag.app.cli import app
 
-    runner = CliRunner()
-    index_dir = tmp_path / "seeds-index"
-    runner.invoke(app, ["index", str(SEEDS), "--index", str(index_dir)])
+    _, report, index_dir = gate
     first = tmp_path / "first.jsonl"
     first.write_text("".join((ROOT / "eval" / "questions.jsonl").read_text().splitlines(keepends=True)[:12]))
-    result = runner.invoke(app, ["eval", "--index", str(index_dir), "--baseline", str(ROOT / "eval" / "baselines"),
-                                 "--set", str(first), "--report", str(tmp_path / "r.json"), "--k", "0"])
-    assert result.exit_code == 1
-    assert "answer_accuracy fell" in result.stderr and "was answered correctly and now is not" in result.stderr
+    this_build, other_builds = tmp_path / "this-build", tmp_path / "other-builds"
+    this_build.mkdir(), other_builds.mkdir()
+    (this_build / "baseline.json").write_text(json.dumps(report))
+    for n in (1, 2):
+        (other_builds / f"other-{n}.json").write_text(json.dumps(report | {"runtime": f"not this build {n}"}))
+    runner = CliRunner()
+    for baselines, rule, lost in [(this_build, "recorded on this build: exact", "was answered correctly and now is not"),
+                                  (other_builds, "no baseline recorded on this build",
+                                   "was answered correctly on every recorded build and now is not")]:
+        result = runner.invoke(app, ["eval", "--index", str(index_dir), "--baseline", str(baselines), "--set",
+                                     str(first), "--report", str(tmp_path / "r.json"), "--k", "0"])
+        assert result.exit_code == 1, result.output
+        assert rule in result.stdout
+        assert "answer_accuracy fell" in result.stderr and lost in result.stderr, result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -198,18 +208,26 @@ def test_chat_ctrl_c_stops_the_answer_and_returns_to_the_prompt(seeds_index):
     child = pexpect.spawn(rag, ["chat", "--index", str(seeds_index)], encoding="utf-8", timeout=600,
                           dimensions=(40, 200), env=env)
     child.logfile_read = transcript = io.StringIO()
-    child.expect("›")
-    time.sleep(0.5)  # typing before prompt_toolkit has set up the terminal can be flushed away
+    # prompt_toolkit turns bracketed paste on once the terminal is in raw mode and the prompt is
+    # drawn: what is typed before that can be flushed away.
+    child.expect_exact("\x1b[?2004h")
     child.send("Which areas do the cooperation agreements cover?\r")
     # The line is read once prompt_toolkit switches bracketed paste off: from then on the
     # terminal is back in cooked mode and Ctrl-C is a signal, not a key.
     child.expect_exact("\x1b[?2004l")
-    time.sleep(1.5)  # inside prompt processing (5-9 s here)
+    # Into the answer (its prompt is read for 5-9 s here, longer under load). Wherever the press lands,
+    # the answer must stop rather than finish: "Sources:" first fails the test, however late it comes.
+    time.sleep(1.5)
+    pressed = time.monotonic()
     child.sendintr()
     # One press, acted on at once: not only after llama.cpp finishes its prompt batch (5 s or more).
-    assert child.expect([r"\(stopped\)", "Sources:", pexpect.TIMEOUT], timeout=3) == 0, \
-        f"Ctrl-C did not stop the answer within 3 s:\n{transcript.getvalue()}"
-    child.expect("›")
+    # Measured from the press; stopping takes well under a second alone, 4 s leaves room for load.
+    assert child.expect([r"\(stopped\)", "Sources:", pexpect.TIMEOUT], timeout=600) == 0, \
+        f"Ctrl-C did not stop the answer:\n{transcript.getvalue()}"
+    took = time.monotonic() - pressed
+    print(f"Ctrl-C stopped the answer {took:.2f} s after the press")
+    assert took < 4, f"Ctrl-C stopped the answer only {took:.1f} s after the press:\n{transcript.getvalue()}"
+    child.expect_exact("\x1b[?2004h")
     child.send("To which city did Putin invite Xi?\r")
     child.expect("Sources:", timeout=600)
     child.expect("›")
@@ -230,11 +248,18 @@ def test_a_stop_request_ends_prompt_processing_at_once_and_the_model_answers_as_
     articles = "\n\n".join(path.read_text(encoding="utf-8") for path in sorted(SEEDS.glob("*.txt")))
     long = [short[0], {"role": "user", "content": f"{articles}\n\nSummarise these articles."}]
     assert model.count_tokens(long[1]["content"]) > 800  # 8 s of prompt processing or more
-    started = time.perf_counter()
+    requested = []
+
+    def request_stop():
+        requested.append(time.perf_counter())
+        model.request_stop()
+
     with pytest.raises(KeyboardInterrupt), model.stoppable():
-        threading.Timer(0.5, model.request_stop).start()
+        threading.Timer(0.5, request_stop).start()
         model.generate(long, max_tokens=8)
-    assert time.perf_counter() - started < 2.0
+    # Measured from the request: the prompt alone takes 8 s or more, stopping well under a second
+    # (between two steps of llama.cpp's graph); 2 s leaves room for a loaded machine.
+    assert requested and time.perf_counter() - requested[0] < 2.0
     assert model.generate(short, max_tokens=8).text == before
 
 

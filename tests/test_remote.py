@@ -54,17 +54,19 @@ def test_a_server_that_is_down_is_a_one_line_error_naming_it_at_once():
     started = time.monotonic()
     with pytest.raises(RagError) as failure:
         generator.generate(QUESTION, max_tokens=8)
-    assert time.monotonic() - started < 5, "a refused connection needs no timeout"
+    assert time.monotonic() - started < 10, "a refused connection needs no timeout (30 s here)"
     assert url in str(failure.value) and "\n" not in str(failure.value)
 
 
 def test_a_server_that_never_answers_is_an_error_within_the_timeout(silent_server):
-    generator = ServerGenerator(silent_server, model="m", timeout=1.5)
+    generator = ServerGenerator(silent_server, model="m", timeout=4)
     started = time.monotonic()
     with pytest.raises(RagError) as failure:
         generator.yes_probability(QUESTION)
     took = time.monotonic() - started
-    assert 1.0 < took < 3.0, took
+    # The timeout is one deadline for all tries (two rounds here): a timeout per try would take 8 s
+    # and more. It cannot end sooner than the timeout; 3 s over it leaves room for a loaded machine.
+    assert 4 <= took < 7, took
     assert silent_server in str(failure.value) and "within" in str(failure.value)
 
 
@@ -91,11 +93,11 @@ def test_rag_ask_with_a_dead_server_exits_with_one_line_within_the_timeout(monke
     runner = CliRunner()
     assert runner.invoke(app, ["index", str(seeds), "--index", str(tmp_path / "idx")]).exit_code == 0
     dead = f"http://127.0.0.1:{free_port()}"
-    for url, timeout in ((dead, "30"), (silent_server, "2")):
+    for url, timeout, bound in ((dead, "30", 10), (silent_server, "4", 7)):  # bounds: as in the tests above
         started = time.monotonic()
         result = runner.invoke(app, ["ask", "Wohin lud Putin Xi ein?", "--index", str(tmp_path / "idx"),
                                      "--llm-url", url, "--llm-timeout", timeout])
-        assert time.monotonic() - started < float(timeout) + 2
+        assert time.monotonic() - started < bound
         assert result.exit_code == 2, result.output
         assert result.stderr.startswith("error: no model server answered") and url in result.stderr
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.output

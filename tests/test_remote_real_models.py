@@ -114,5 +114,9 @@ def test_a_batch_completes_when_one_of_two_servers_is_killed_midway(server, inde
         assert sorted(r["id"] for r in records) == ["q0", "q1", "q2"], "each question answered exactly once"
         assert not any("error" in r for r in records), records
         assert records[0]["answer"].startswith("more than 20")
+        # Failover happened: a request went to the killed server, failed there (a broken stream or a
+        # refused connection; requests take the URLs in turn, so a later one starts there if none was
+        # in flight) and was answered by the other.
+        assert f"model server {first.url}: " in printed, printed
     finally:
         first.stop()

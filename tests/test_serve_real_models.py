@@ -85,3 +85,25 @@ def test_the_page_marks_the_verified_quote_of_a_real_answer_in_its_article(serve
         assert page.locator("#reader-warning").is_hidden()
         assert opened.foreign_requests() == [] and not opened.errors
         opened.close()
+
+
+def test_chat_completions_stream_the_real_answer_with_its_citations_once(server):
+    """/v1/chat/completions with stream: true, through the openai package: the text is the
+    non-streamed answer's, the citations come once, after the text, and verify."""
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{server}/v1", api_key="unused", max_retries=0, timeout=300)
+    messages = [{"role": "user", "content": QUESTION}]
+    chunks = list(client.chat.completions.create(model="rag", messages=messages, stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    with_citations = [c for c in chunks if c.choices and (c.choices[0].delta.model_extra or {}).get("citations")]
+    assert len(with_citations) == 1, "citations come once"
+    citations = with_citations[0].choices[0].delta.model_extra["citations"]
+    assert chunks.index(with_citations[0]) > max(i for i, c in enumerate(chunks) if c.choices and c.choices[0].delta.content)
+    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 1, "it streamed"
+    assert text.startswith("more than 20") and chunks[-1].choices[0].finish_reason == "stop"
+    plain = client.chat.completions.create(model="rag", messages=messages).choices[0].message
+    assert text == plain.content and citations == plain.model_extra["citations"]
+    verified = [c for c in citations if c["verified"]]
+    document = httpx.get(f"{server}/v1/documents/{AGREEMENTS_DOC}").json()
+    assert verified and all(document["text"][c["start"]:c["end"]] == c["quote"] for c in verified)

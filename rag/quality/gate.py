@@ -68,14 +68,21 @@ class Verdict:
 
 def load_baselines(path: Path) -> list[tuple[str, dict]]:
     """The recorded reports: `path` itself, or every `*.json` in the folder `path`. Raises
-    FileNotFoundError when there is none, ValueError/KeyError for one that is not a report."""
-    files = sorted(path.glob("*.json")) if path.is_dir() else [path] if path.is_file() else []
+    FileNotFoundError when there is none, ValueError (one line, naming the file) for one that
+    cannot be read or is not a report."""
+    files = sorted(path.glob("*.json")) if path.is_dir() else [path] if path.exists() else []
     if not files:
         raise FileNotFoundError(path)
     baselines = []
     for file in files:
-        report = json.loads(file.read_text())
-        report["summary"], report["questions"]  # KeyError: not a report
+        try:
+            report = json.loads(file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ValueError(f"cannot read the baseline {file}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"the baseline {file} is not a report: not JSON ({exc})") from None
+        if not isinstance(report, dict) or not {"summary", "questions"} <= set(report):
+            raise ValueError(f"the baseline {file} is not a report: it has no summary and questions")
         baselines.append((str(file), report))
     return baselines
 
