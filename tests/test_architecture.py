@@ -13,7 +13,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "rag"
 # Bottom up. The shared ground (rag/__init__, errors, fileio) is below every layer.
-LAYERS = ["text", "models", "store", "search", "answer", "quality", "app"]
+LAYERS = ["text", "sources", "models", "store", "search", "answer", "quality", "app"]
 MAX_TOP_LEVEL_MODULES = 4
 MAX_MODULE_LINES = 450
 MAX_FUNCTION_LINES = 100

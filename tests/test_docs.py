@@ -33,9 +33,9 @@ def test_the_github_actions_workflow_is_valid_and_runs_the_gate():
 
 def test_the_readme_is_short_and_links_the_design_documents():
     readme = (ROOT / "README.md").read_text()
-    assert len(readme.splitlines()) <= 260  # 250 until the shared index (#47) added its section
+    assert len(readme.splitlines()) <= 280  # 250, then 260 with the shared index (#47), 280 with the web (#54)
     for document in ("docs/answering.md", "docs/evaluation.md", "docs/index.md", "docs/architecture.md",
-                     "docs/ci/github-actions.yml"):
+                     "docs/ingest.md", "docs/ci/github-actions.yml"):
         assert f"({document})" in readme, document
         assert (ROOT / document).is_file()
     assert "make test" in readme

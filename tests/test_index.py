@@ -11,7 +11,7 @@ from fakes import FakeEmbedder, assert_postings_consistent
 from rag.errors import IndexMismatchError, RagError
 from rag.search.retrieval import RetrievalSettings, Retriever
 from rag.store.locking import IndexBusyError, writer_lock
-from rag.store.sqlite import DATABASE, build_index, open_index, remove_documents
+from rag.store.sqlite import DATABASE, FORMAT_VERSION, build_index, open_index, remove_documents
 from rag.text.chunking import ChunkerSettings
 
 SETTINGS = ChunkerSettings(max_tokens=48, overlap_tokens=8)
@@ -35,7 +35,7 @@ def test_build_then_open_round_trips_chunks_and_vectors(seeds, tmp_path):
     chunks = list(index.iter_chunks())
     assert len(chunks) == report.chunks == index.dense.ntotal == index.chunk_count
     manifest = index.manifest
-    assert manifest.format_version == 2 and manifest.generation == 1
+    assert manifest.format_version == FORMAT_VERSION and manifest.generation == 1
     assert manifest.embedder == {"id": "fake-embedder@1", "dimension": 64}
     assert manifest.chunker == {"version": 1, "max_tokens": 48, "overlap_tokens": 8}
     assert len(index.documents["000_81614b4d2948c4c6"].sha256) == 64

@@ -472,3 +472,36 @@ def test_the_real_models_answer_from_postgres_with_the_verified_citation_sqlite_
     assert answers[0].answer == answers[1].answer and cited[0] == cited[1]
     documents = open_index(url).documents
     assert all(documents[doc_id].text[start:end] == quote for doc_id, start, end, quote in cited[0])
+
+
+def test_article_metadata_is_kept_and_the_previous_format_is_converted_in_place(url, seeds, tmp_path):
+    """Pages' metadata round-trips as in SQLite; an index of format 2 (before metadata) is refused by a
+    reader in one line and converted by the next writer, keeping its articles and vectors."""
+    import psycopg
+
+    from rag.sources.exports import record_document
+    from rag.store.sqlite import FORMAT_VERSION
+    from rag.text.documents import LoadReport
+
+    page = record_document({"url": "https://www.tagesblick.de/politik/a-1.html?utm_source=x", "title": "Abkommen",
+                            "date": "2025-09-02", "text": "Beide Seiten unterzeichneten mehr als 20 Abkommen.",
+                            "ressort": "Politik"}, "a-1", "export.jsonl")
+    loaded = LoadReport([page])
+    build_index([], url, embedder(), loaded=loaded)
+    build_sqlite([], tmp_path / "idx", embedder(), loaded=loaded)
+    for index in (open_index(url), open_sqlite(tmp_path / "idx")):
+        assert index.documents["tagesblick.de/politik/a-1"].meta == page.meta
+        [row] = index.document_list()
+        assert row["title"] == "Abkommen" and row["url"] == "https://tagesblick.de/politik/a-1.html"
+        assert row["date"] == row["published"] == "2025-09-02" and row["fields"] == {"ressort": "Politik"}
+    schema = url.rsplit("schema=", 1)[1]
+    with psycopg.connect(url.split("?")[0], autocommit=True) as conn:
+        conn.execute(f"ALTER TABLE {schema}.documents DROP COLUMN meta")
+        conn.execute(f"UPDATE {schema}.meta SET value = '2' WHERE key = 'format_version'")
+    with pytest.raises(RagError, match="format version 2, this rag reads version 3; `rag index` or `rag remove`"):
+        open_index(url)
+    assert build_index([], url, embedder(), loaded=loaded).embedded == 0  # converted, nothing embedded again
+    converted = open_index(url)
+    assert converted.manifest.format_version == FORMAT_VERSION
+    # The article kept; the metadata its old format could not hold is not invented (a changed page brings it).
+    assert converted.documents["tagesblick.de/politik/a-1"].text == page.text and len(converted.documents) == 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
+from rag.sources.fragments import source_link
 from rag.text.chunking import Chunk, split_sentences
 from rag.text.lexical import analyze
 from rag.text.markers import cited_numbers, rewrite_markers
@@ -36,9 +37,25 @@ class Citation:
     verified: bool
     date: str | None = None
     cited_as: int | None = None  # the number the model wrote, when the program moved the citation
+    # The article's own metadata, where it came from the web or an export (docs/ingest.md).
+    url: str | None = None
+    title: str | None = None
+    site: str | None = None
+    published: str | None = None
+    source_link: str | None = None  # url with a text fragment that highlights the quote on the publisher's page
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def with_source(self, document) -> "Citation":
+        """This citation with its article's metadata and the link to the quote on the publisher's page."""
+        meta = document.meta
+        if not meta:
+            return self
+        url = meta.get("url")
+        link = source_link(url, document.text, self.start, self.end) if url and self.verified else None
+        return replace(self, url=url, title=meta.get("title"), site=meta.get("site"), published=meta.get("published"),
+                       source_link=link)
 
 
 @dataclass(frozen=True)
@@ -161,7 +178,7 @@ def resolve_citations(answer: str, sources: list[Chunk], documents: dict, questi
     if by_meaning and citations and not any(c.verified for c in citations):
         citations = [_nearest_sentence(c, sources[c.number - 1], documents, support, nearness)
                      for c in citations]
-    return CitationResult(text, citations, invented)
+    return CitationResult(text, [c.with_source(documents[c.doc_id]) for c in citations], invented)
 
 
 def _citation(number: int, sources: list[Chunk], documents: dict, candidates: list, cited_as: int | None) -> Citation:

@@ -13,6 +13,7 @@ from typing import Callable
 from rag.models.embedding import Embedder
 from rag.store.base import Store
 from rag.text.chunking import Chunk
+from rag.text.duplicates import near_duplicates
 from rag.text.language import detect_language
 
 MODES = ("dense", "bm25", "hybrid")
@@ -146,9 +147,19 @@ class Retriever:
 
     def _result(self, ranked: list[tuple[int, float]], k: int, seconds: dict[str, float],
                 lexical_query: str | None, query: str) -> RetrievalResult:
-        # A chunk removed after the dense vectors were searched (a newer generation) is not in this
-        # snapshot: it is left out rather than shown.
-        found = self.index.chunks_by_id([i for i, _ in ranked[:k]])
-        chunks = [RetrievedChunk(found[i], score, rank)
-                  for rank, (i, score) in enumerate(((i, s) for i, s in ranked[:k] if i in found), start=1)]
+        """The best k chunks, each passage once: a chunk that repeats a better one's text (the same
+        report on two sites, `text.duplicates`) gives its place to the next. A chunk removed after the
+        dense vectors were searched (a newer generation) is not in this snapshot: it is left out."""
+        kept: list[tuple[Chunk, float]] = []
+        for start in range(0, len(ranked), 2 * k):
+            batch = ranked[start:start + 2 * k]
+            found = self.index.chunks_by_id([i for i, _ in batch])
+            for i, score in batch:
+                if i in found and not any(near_duplicates(found[i].text, chunk.text) for chunk, _ in kept):
+                    kept.append((found[i], score))
+                    if len(kept) == k:
+                        break
+            if len(kept) == k:
+                break
+        chunks = [RetrievedChunk(chunk, score, rank) for rank, (chunk, score) in enumerate(kept, start=1)]
         return RetrievalResult(chunks, seconds, lexical_query if lexical_query != query else None)

@@ -42,7 +42,7 @@ def open_store(value: Location, embedder_id: str | None = None) -> Store:
 def build_store(paths: list[Path], value: Location, embedder: Embedder, settings: ChunkerSettings = ChunkerSettings(),
                 on_progress: Callable[[int, int], None] | None = None, **options) -> BuildReport:
     """`rag index`: bring the index up to date with the articles under `paths` (options:
-    add_only, max_file_mb, wait, on_wait)."""
+    add_only, max_file_mb, wait, on_wait, and loaded: the articles read by the caller)."""
     if is_database_url(value):
         from rag.store.postgres import build_index
     else:

@@ -30,7 +30,10 @@ from rag.text.chunking import Chunk
 from rag.text.documents import Document
 from rag.text.lexical import ANALYZER, analyze, bm25
 
-FORMAT_VERSION = 2  # of the tables and what they hold, in both backends
+FORMAT_VERSION = 3  # of the tables and what they hold, in both backends (3: documents.meta)
+# What a writer does to an index of an older format to bring it to this one, step by step, each in
+# one transaction of its own (`TableWriter._migrate`); a reader refuses an older format in one line.
+MIGRATIONS = {2: ["ALTER TABLE documents ADD COLUMN meta TEXT NOT NULL DEFAULT '{}'"]}
 LOAD_BATCH = 1024  # rows read per query while catching up: small, so the blobs in flight stay small
 
 
@@ -47,10 +50,10 @@ class Documents(Mapping):
 
     def __getitem__(self, doc_id: str) -> Document:
         row = self._index.connection().execute(
-            "SELECT doc_id, text, path, sha256, date FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+            "SELECT doc_id, text, path, sha256, date, meta FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
         if row is None:
             raise KeyError(doc_id)
-        return Document(*row)
+        return Document(*row[:5], meta=json.loads(row[5]))
 
     def __iter__(self) -> Iterator[str]:
         rows = self._index.connection().execute("SELECT doc_id FROM documents ORDER BY doc_id").fetchall()
@@ -83,6 +86,10 @@ class TableIndex:
             self.manifest = Manifest.from_meta(meta)
         except (*self.database_errors, KeyError, ValueError) as exc:
             raise self.damaged(exc) from None
+        if self.manifest.format_version in MIGRATIONS:
+            raise IndexMismatchError(f"the index at {self.where} has format version {self.manifest.format_version}, "
+                                     f"this rag reads version {FORMAT_VERSION}; `rag index` or `rag remove` on it "
+                                     "converts it in place, keeping its articles and vectors")
         if self.manifest.format_version != FORMAT_VERSION:
             raise IndexMismatchError(f"the index at {self.where} has format version {self.manifest.format_version}, "
                                      f"this rag reads version {FORMAT_VERSION}; rebuild it with `rag index`")
@@ -242,11 +249,12 @@ class TableIndex:
             return None if doc is None else (doc, self.chunks_of(doc_id))
 
     def document_list(self) -> list[dict]:
-        """Every article's id, date, file and number of chunks, by id."""
+        """Every article's id, date, file or address, number of chunks and metadata, by id."""
         rows = self.connection().execute(
-            "SELECT d.doc_id, d.date, d.path, count(c.id) FROM documents d LEFT JOIN chunks c ON c.doc_id = d.doc_id "
-            "GROUP BY d.doc_id, d.date, d.path ORDER BY d.doc_id").fetchall()
-        return [{"doc_id": doc_id, "date": date, "path": path, "chunks": chunks} for doc_id, date, path, chunks in rows]
+            "SELECT d.doc_id, d.date, d.path, count(c.id), d.meta FROM documents d LEFT JOIN chunks c "
+            "ON c.doc_id = d.doc_id GROUP BY d.doc_id, d.date, d.path, d.meta ORDER BY d.doc_id").fetchall()
+        return [{"doc_id": doc_id, "date": date, "path": path, "chunks": chunks, **json.loads(meta)}
+                for doc_id, date, path, chunks, meta in rows]
 
     def iter_chunks(self) -> Iterator[Chunk]:
         rows = self.connection().execute("SELECT doc_id, chunk_id, start_char, end_char, text FROM chunks ORDER BY id")

@@ -25,7 +25,7 @@ from rag import __version__
 from rag.errors import IndexMismatchError, RagError
 from rag.fileio import sha256_bytes
 from rag.models.embedding import Embedder
-from rag.store.reading import FORMAT_VERSION, read_meta
+from rag.store.reading import FORMAT_VERSION, MIGRATIONS, read_meta
 from rag.text.chunking import Chunk, ChunkerSettings, chunk_document
 from rag.text.documents import Document, LoadReport, load_documents
 from rag.text.language import detect_language
@@ -96,11 +96,32 @@ class TableWriter:
             self.meta = read_meta(self.conn)
         except self.database_errors as exc:
             raise self.write_error(exc) from None
+        if self.meta and int(self.meta.get("format_version", 0)) in MIGRATIONS:
+            self._migrate(int(self.meta["format_version"]))
         if self.meta and int(self.meta.get("format_version", 0)) != FORMAT_VERSION:
             raise IndexMismatchError(f"the index at {self.where} has format version "
                                      f"{self.meta.get('format_version')}; move it away and build a new one")
         self.rebuild = bool(self.meta) and (json.loads(self.meta["embedder"]), json.loads(self.meta["chunker"]),
                                             self.meta["analyzer"]) != (self.embedder, self.chunker, ANALYZER)
+
+    def _migrate(self, version: int) -> None:
+        """Bring an index of an older format to this one, a step (one transaction) per version, so
+        that it keeps its articles and vectors; a crash leaves it at the last step done."""
+        try:
+            while version in MIGRATIONS:
+                self._begin()
+                try:
+                    for statement in MIGRATIONS[version]:
+                        self.conn.execute(statement)
+                    version += 1
+                    self.conn.execute("UPDATE meta SET value = ? WHERE key = 'format_version'", (str(version),))
+                    self.conn.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
+        except self.database_errors as exc:
+            raise self.write_error(exc) from None
+        self.meta = read_meta(self.conn)
 
     def write_error(self, exc: BaseException) -> RagError:
         return RagError(f"could not write the index at {self.where}: {exc}; the index is as it was before this run")
@@ -210,9 +231,10 @@ class TableWriter:
 
     def _insert(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray,
                 postings: dict[str, tuple[list[int], list[int]]]) -> None:
-        source = str(Path(doc.path).resolve()) if doc.path else ""
-        self.conn.execute("INSERT INTO documents(doc_id, path, source, sha256, date, text) VALUES (?, ?, ?, ?, ?, ?)",
-                          (doc.doc_id, doc.path, source, doc.sha256, doc.date, doc.text))
+        source = doc.path if "://" in doc.path else str(Path(doc.path).resolve()) if doc.path else ""
+        self.conn.execute("INSERT INTO documents(doc_id, path, source, sha256, date, text, meta) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?)", (doc.doc_id, doc.path, source, doc.sha256, doc.date, doc.text,
+                                                          json.dumps(doc.meta, ensure_ascii=False, sort_keys=True)))
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         for chunk, vector in zip(chunks, vectors):
             row = self.conn.execute(
@@ -263,9 +285,11 @@ class TableWriter:
         self.conn.execute("UPDATE terms SET segments = ? WHERE term = ?", (int(keep.any()), term))
 
 
-def load_articles(paths: list[Path], embedder: Embedder, settings: ChunkerSettings, max_file_mb: float) -> LoadReport:
-    """The articles under `paths`, read before any lock is taken; one line for nothing to index."""
-    loaded = load_documents([Path(p) for p in paths], max_file_mb)
+def load_articles(paths: list[Path], embedder: Embedder, settings: ChunkerSettings, max_file_mb: float,
+                  loaded: LoadReport | None = None) -> LoadReport:
+    """The articles under `paths` (or `loaded`, read by the caller from wherever), read before any
+    lock is taken; one line for nothing to index."""
+    loaded = loaded or load_documents([Path(p) for p in paths], max_file_mb)
     if not loaded.documents:
         reasons = "; ".join(f"{p}: {r}" for p, r in loaded.skipped[:3])
         raise RagError(f"no article to index under {', '.join(map(str, paths))}" + (f" ({reasons})" if reasons else ""))
@@ -281,7 +305,7 @@ def apply_articles(writer: TableWriter, loaded: LoadReport, paths: list[Path], e
     """Bring the index up to date with `loaded`, embedding only what is new (`known`: vectors by
     chunk-text sha256 from elsewhere, such as an old format's files). An article indexed from
     under one of `paths` whose file is gone is removed, unless `add_only`."""
-    notes = [(d.path, d.note) for d in loaded.documents if d.note]
+    notes = loaded.notes + [(d.path, d.note) for d in loaded.documents if d.note]
     present = {d.doc_id for d in loaded.documents} | {Path(p).stem for p, _ in loaded.skipped}
     stored = writer.stored(sorted(present) if add_only else None)
     roots = [Path(p).resolve() for p in paths]

@@ -35,14 +35,18 @@ class Document:
     text: str
     path: str
     sha256: str
-    date: str | None = None
+    date: str | None = None  # of publication, YYYY-MM-DD
     note: str | None = field(default=None, compare=False)  # how the file was read, when not plain UTF-8
+    # What a web page or an export says of the article: url, title, site, author, language,
+    # published, modified (docs/ingest.md), and an export's other fields under "fields".
+    meta: dict = field(default_factory=dict, hash=False)
 
 
 @dataclass
 class LoadReport:
     documents: list[Document] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (path, how it was read), beside the documents'
 
 
 def clean_article(raw: str) -> tuple[str, str | None]:
@@ -71,10 +75,11 @@ def clean_article(raw: str) -> tuple[str, str | None]:
     return text, date
 
 
-def iter_article_paths(paths: list[Path], skipped: list[tuple[str, str]] | None = None) -> list[Path]:
-    """Files to index under `paths`: folders are walked in sorted order, hidden entries left out,
-    links to folders not followed (so no loops); a file link that leads nowhere or in a circle
-    goes to `skipped` with its reason."""
+def iter_article_paths(paths: list[Path], skipped: list[tuple[str, str]] | None = None,
+                       suffixes: tuple[str, ...] = SUFFIXES) -> list[Path]:
+    """Files to index under `paths`: folders are walked in sorted order for files with `suffixes`,
+    hidden entries left out, links to folders not followed (so no loops); a file link that leads
+    nowhere or in a circle goes to `skipped` with its reason."""
     found: list[Path] = []
     for path in paths:
         if not path.is_dir():
@@ -84,7 +89,7 @@ def iter_article_paths(paths: list[Path], skipped: list[tuple[str, str]] | None 
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for name in sorted(files):
                 file = Path(folder) / name
-                if name.startswith(".") or file.suffix.lower() not in SUFFIXES:
+                if name.startswith(".") or file.suffix.lower() not in suffixes:
                     continue
                 if file.is_symlink() and not file.exists():
                     if skipped is not None:

@@ -74,6 +74,12 @@ def print_answer_sources(answer: Answer, console: Console = out) -> None:
         console.print("\nSources:")
     for c in shown:
         excerpt = c.quote if len(c.quote) <= 160 else c.quote[:157] + "…"
+        if c.title or c.site:  # an article from the web or an export: title · site · date, and its link
+            about = " · ".join(part for part in (c.title, c.site, c.date) if part)
+            console.print(f"  [{c.number}] {about} (chars {c.start}-{c.end}): “{excerpt}”", soft_wrap=True, markup=False)
+            if c.source_link or c.url:
+                console.print(f"      {c.source_link or c.url}", soft_wrap=True, markup=False, style="dim")
+            continue
         date = f", {c.date}" if c.date else ""
         console.print(f"  [{c.number}] {c.doc_id}{date} (chars {c.start}-{c.end}): “{excerpt}”",
                       soft_wrap=True, markup=False)

@@ -48,6 +48,24 @@ MinSupportOption = typer.Option(
     help="How surely the quoted sentences must answer the question (0-1) for an answer to stand; "
          "higher: fewer wrong answers, more refusals (see README).")
 
+# Reading the web (rag index; rag follow): how politely, and what counts as an article.
+DelayOption = typer.Option(5.0, "--delay", min=0.0, help="Seconds between two requests to one host (a longer "
+                                                         "Crawl-delay in its robots.txt wins).")
+ContactOption = typer.Option(None, "--contact", help="A contact (e-mail or address) sent in the User-Agent, so "
+                                                     "that a site can reach whoever runs rag.")
+AllowPrivateOption = typer.Option(False, "--allow-private-hosts",
+                                  help="Follow links in feeds and sitemaps to loopback, private and link-local "
+                                       "addresses (refused by default: a feed must not reach internal services).")
+MinCharsOption = typer.Option(400, "--min-chars", min=1, help="A page with less article text than this is not an "
+                                                              "article (a teaser, login page or section front).")
+
+
+def web_fetcher(delay: float, contact: str | None, allow_private: bool):
+    """A factory of the polite fetcher these options describe (made only when a page is fetched)."""
+    from rag.sources.fetch import Fetcher
+
+    return lambda: Fetcher(delay=delay, contact=contact, allow_private=allow_private)
+
 
 def fail(message: str, code: int = EXIT_ERROR) -> None:
     err.print(f"[bold red]error:[/] {message}", soft_wrap=True)

@@ -62,8 +62,9 @@ def citation_annotations(content: str, answer: Answer) -> list[dict]:
             start += len(content[start:end]) - len(content[start:end].lstrip())
         annotations.append({"type": "url_citation", "url_citation": {
             "start_index": start, "end_index": end,
-            "url": f"rag://doc/{citation.doc_id}#char={citation.start},{citation.end}",
-            "title": citation.doc_id + (f" ({citation.date})" if citation.date else "")}})
+            # The publisher's page at the quote where the article came from the web; else the quote in the index.
+            "url": citation.source_link or f"rag://doc/{citation.doc_id}#char={citation.start},{citation.end}",
+            "title": (citation.title or citation.doc_id) + (f" ({citation.date})" if citation.date else "")}})
     return annotations
 
 

@@ -40,9 +40,19 @@ health = APIRouter()
 v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
 
 
-def retrieval_json(result: RetrievalResult) -> list[dict]:
+ARTICLE_FIELDS = ("url", "title", "site", "published")  # what a search result says of its article
+
+
+def retrieval_json(result: RetrievalResult, documents=None) -> list[dict]:
+    """The retrieved chunks; with `documents`, each with its article's url, title, site and date."""
+    about = {}
+    if documents is not None:
+        for doc_id in {r.chunk.doc_id for r in result.chunks}:
+            doc = documents.get(doc_id)
+            about[doc_id] = {key: doc.meta[key] for key in ARTICLE_FIELDS if doc and doc.meta.get(key)}
     return [{"doc_id": r.chunk.doc_id, "chunk_id": r.chunk.chunk_id, "score": round(r.score, 6), "rank": r.rank,
-             "start": r.chunk.start, "end": r.chunk.end, "text": r.chunk.text} for r in result.chunks]
+             "start": r.chunk.start, "end": r.chunk.end, "text": r.chunk.text, **about.get(r.chunk.doc_id, {})}
+            for r in result.chunks]
 
 
 @health.get("/health")
@@ -68,11 +78,11 @@ async def models(state: ServerState = Depends(server_state)):
 @v1.post("/search", dependencies=[Depends(require_ready)])
 async def search(body: SearchRequest, state: ServerState = Depends(server_state)):
     index, result = await anyio.to_thread.run_sync(state.service.search, body.query, body.k, body.mode)
-    return {"query": body.query, "mode": body.mode, "generation": index.generation,
-            "results": retrieval_json(result)}
+    results = await anyio.to_thread.run_sync(retrieval_json, result, index.documents)
+    return {"query": body.query, "mode": body.mode, "generation": index.generation, "results": results}
 
 
-@v1.get("/documents/{doc_id}", dependencies=[Depends(require_ready)])
+@v1.get("/documents/{doc_id:path}", dependencies=[Depends(require_ready)])  # web ids hold slashes
 async def document(doc_id: str, state: ServerState = Depends(server_state)):
     index = (await anyio.to_thread.run_sync(state.service.answerer)).index
     found = await anyio.to_thread.run_sync(index.document_and_chunks, doc_id)
@@ -80,7 +90,7 @@ async def document(doc_id: str, state: ServerState = Depends(server_state)):
         raise ApiError(404, f"no document {doc_id!r} in the index")
     doc, chunks = found
     return {"doc_id": doc.doc_id, "text": doc.text, "date": doc.date, "sha256": doc.sha256, "path": doc.path,
-            "chunks": [{"chunk_id": c.chunk_id, "start": c.start, "end": c.end} for c in chunks]}
+            "chunks": [{"chunk_id": c.chunk_id, "start": c.start, "end": c.end} for c in chunks], **doc.meta}
 
 
 @v1.post("/ask", dependencies=[Depends(require_ready)])

@@ -23,7 +23,7 @@ from rag.store.postgres.reader import stored_meta, vector_literal
 from rag.store.writing import (BuildReport, RemoveReport, TableWriter, apply_articles, load_articles, remove_articles,
                                settings_from_meta)
 from rag.text.chunking import ChunkerSettings
-from rag.text.documents import MAX_FILE_MB
+from rag.text.documents import MAX_FILE_MB, LoadReport
 
 
 def lock_key(schema_name: str) -> int:
@@ -122,11 +122,12 @@ class PostgresWriter(TableWriter):
 def build_index(paths: list, url: str, embedder: Embedder, settings: ChunkerSettings = ChunkerSettings(),
                 on_progress: Callable[[int, int], None] | None = None, *, add_only: bool = False,
                 max_file_mb: float = MAX_FILE_MB, wait: bool = True,
-                on_wait: Callable[[str], None] | None = None) -> BuildReport:
+                on_wait: Callable[[str], None] | None = None,
+                loaded: LoadReport | None = None) -> BuildReport:
     """Bring the index at `url` up to date with the articles under `paths` (as the SQLite store's
     `build_index` does), embedding only what is new."""
     started = time.perf_counter()
-    loaded = load_articles(paths, embedder, settings, max_file_mb)
+    loaded = load_articles(paths, embedder, settings, max_file_mb, loaded)
     writer = PostgresWriter(url, embedder.model_id, embedder.dimension, settings, wait, on_wait)
     try:
         return apply_articles(writer, loaded, paths, embedder, settings, started, add_only=add_only,

@@ -1,7 +1,7 @@
 """The SQLite store's schema: its tables, format version and the `meta` row that says what built it.
 
 Tables: `meta` (format version, embedder, chunker, analyzer, corpus language, generation),
-`documents` (cleaned text and sha256 per article), `chunks` (offsets and text; ids only grow),
+`documents` (cleaned text, sha256, date and metadata as JSON per article), `chunks` (offsets and text; ids only grow),
 `vectors` (one float32 blob and the BM25 length per chunk), `removed` (chunk ids removed, with
 the generation that removed them), `postings` (per term, one segment per commit that added it:
 chunk ids and term frequencies, see text/lexical.py) and `terms` (document frequency and segment
@@ -19,7 +19,7 @@ DATABASE = "index.sqlite"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents(doc_id TEXT PRIMARY KEY, path TEXT NOT NULL, source TEXT NOT NULL,
-    sha256 TEXT NOT NULL, date TEXT, text TEXT NOT NULL);
+    sha256 TEXT NOT NULL, date TEXT, text TEXT NOT NULL, meta TEXT NOT NULL DEFAULT '{}');
 CREATE TABLE IF NOT EXISTS chunks(id INTEGER PRIMARY KEY AUTOINCREMENT, doc_id TEXT NOT NULL,
     chunk_id TEXT NOT NULL, start_char INTEGER NOT NULL, end_char INTEGER NOT NULL, text TEXT NOT NULL,
     text_sha256 TEXT NOT NULL);

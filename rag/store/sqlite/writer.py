@@ -27,7 +27,7 @@ from rag.store.sqlite.schema import DATABASE, SCHEMA, connect
 from rag.store.writing import (BuildReport, RemoveReport, TableWriter, apply_articles, load_articles, remove_articles,
                                settings_from_meta)
 from rag.text.chunking import ChunkerSettings
-from rag.text.documents import MAX_FILE_MB
+from rag.text.documents import MAX_FILE_MB, LoadReport
 
 
 class IndexWriter(TableWriter):
@@ -77,15 +77,17 @@ def build_index(paths: list[Path], index_dir: Path, embedder: Embedder,
                 settings: ChunkerSettings = ChunkerSettings(),
                 on_progress: Callable[[int, int], None] | None = None, *, add_only: bool = False,
                 max_file_mb: float = MAX_FILE_MB, wait: bool = True,
-                on_wait: Callable[[str], None] | None = None) -> BuildReport:
+                on_wait: Callable[[str], None] | None = None,
+                loaded: LoadReport | None = None) -> BuildReport:
     """Bring `index_dir` up to date with the articles under `paths`, embedding only what is new.
 
     New and changed articles are (re)indexed; an article indexed from under one of `paths` whose
-    file is gone is removed, unless `add_only`. Articles from elsewhere are left alone.
+    file is gone is removed, unless `add_only`. Articles from elsewhere are left alone. `loaded`:
+    the articles, read by the caller (web pages, feeds, exports: `rag.sources`), instead of `paths`.
     """
     started = time.perf_counter()
     index_dir = Path(index_dir)
-    loaded = load_articles(paths, embedder, settings, max_file_mb)
+    loaded = load_articles(paths, embedder, settings, max_file_mb, loaded)
     with writer_lock(index_dir, wait, on_wait):
         writer = IndexWriter(index_dir, embedder.model_id, embedder.dimension, settings)
         try:
