@@ -12,3 +12,7 @@ class RagError(Exception):
 
 class IndexMismatchError(RagError):
     """The index on disk was built by something other than what is asked to read it."""
+
+
+class IndexMissingError(RagError):
+    """There is no index where one was asked for (nothing has been built there yet)."""

@@ -41,7 +41,7 @@ def test_the_readme_is_short_and_links_the_design_documents():
     assert "make test" in readme
 
 
-COMMANDS = [["index"], ["remove"], ["documents"], ["ask"], ["batch"], ["chat"], ["eval"], ["serve"], ["models"],
+COMMANDS = [["index"], ["remove"], ["documents"], ["follow"], ["ask"], ["batch"], ["chat"], ["eval"], ["serve"], ["models"],
             ["bench", "retrieval"], ["bench", "answers"], ["bench", "index"], ["bench", "speed"], ["bench", "http"]]
 
 

@@ -505,3 +505,36 @@ def test_article_metadata_is_kept_and_the_previous_format_is_converted_in_place(
     assert converted.manifest.format_version == FORMAT_VERSION
     # The article kept; the metadata its old format could not hold is not invented (a changed page brings it).
     assert converted.documents["tagesblick.de/politik/a-1"].text == page.text and len(converted.documents) == 1
+
+
+def test_the_follower_keeps_its_state_in_postgres_and_rag_serve_sees_what_it_adds(url, monkeypatch):
+    from test_follow import FollowedSite, article
+    from typer.testing import CliRunner
+
+    from rag.app import pipeline
+    from rag.app.cli import app
+    from rag.sources.urls import document_id
+    from rag.store.locations import read_follow_state
+
+    monkeypatch.setattr(pipeline, "make_embedder", lambda path=None: FakeEmbedder(max_tokens=256))
+    with FollowedSite() as site:
+        site.publish(article(1))
+
+        def follow():
+            done = CliRunner().invoke(app, ["follow", f"{site.base}/feed.rss", "--index", url, "--once", "--delay", "0",
+                                            "--allow-private-hosts"])
+            assert done.exit_code == 0, done.output
+            return done.stdout
+
+        assert "1 added or changed" in follow()
+        live = served(url)
+        try:
+            assert found_by(live, "Meldung") == {document_id(site.base + "/politik/meldung-1.html")}
+            site.publish(article(2))
+            assert "1 added or changed" in follow()
+            assert found_by(live, "Meldung") == {document_id(site.base + a.path) for a in site.articles}
+        finally:
+            live.stop()
+        assert "1 unchanged (304)" in follow()
+    state = read_follow_state(url)
+    assert state.sources[f"{site.base}/feed.rss"]["polls"] == 3 and len(state.fetched) == 2

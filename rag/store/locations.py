@@ -11,11 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from rag.errors import IndexMissingError
 from rag.models.embedding import Embedder
 from rag.store.base import Store
 from rag.store.postgres.connection import is_database_url, redact
 from rag.store.writing import BuildReport, RemoveReport
 from rag.text.chunking import ChunkerSettings
+from rag.text.documents import LoadReport
 
 Location = Path | str
 
@@ -50,6 +52,20 @@ def build_store(paths: list[Path], value: Location, embedder: Embedder, settings
     return build_index(paths, location(value), embedder, settings, on_progress, **options)
 
 
+def add_to_store(value: Location, loaded: LoadReport, embedder: Embedder, **options) -> BuildReport:
+    """Add or replace `loaded`'s articles, removing nothing, chunked as the index was built (a new
+    index: the default chunker); an index built with another embedder is refused in one line, not
+    rebuilt (options: wait, on_wait, on_progress)."""
+    try:
+        index = open_store(value, embedder.model_id)
+    except IndexMissingError:
+        settings = ChunkerSettings()
+    else:
+        chunker = index.manifest.chunker
+        settings = ChunkerSettings(chunker["max_tokens"], chunker["overlap_tokens"])
+    return build_store([], value, embedder, settings, add_only=True, loaded=loaded, **options)
+
+
 def remove_from_store(value: Location, doc_ids: list[str], **options) -> RemoveReport:
     """`rag remove`: remove articles by id in one change (options: wait, on_wait)."""
     if is_database_url(value):
@@ -57,6 +73,27 @@ def remove_from_store(value: Location, doc_ids: list[str], **options) -> RemoveR
     else:
         from rag.store.sqlite import remove_documents
     return remove_documents(location(value), doc_ids, **options)
+
+
+def read_follow_state(value: Location, sources: list[str] | None = None):
+    """The follower's state kept in the index (`store.follow.FollowState`); empty where there is no index yet."""
+    from rag.store.follow import FollowState, read_state
+
+    try:
+        index = open_store(value)
+    except IndexMissingError:
+        return FollowState()
+    with index.snapshot() as conn:
+        return read_state(conn, sources)
+
+
+def save_follow_state(value: Location, sources: dict[str, dict], fetched: dict[str, dict], **options) -> None:
+    """Write the follower's state into the index (options: wait, on_wait)."""
+    if is_database_url(value):
+        from rag.store.postgres.writer import save_follow_state as save
+    else:
+        from rag.store.sqlite.writer import save_follow_state as save
+    save(location(value), sources, fetched, **options)
 
 
 def store_bytes(value: Location) -> int:

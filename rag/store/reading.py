@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from rag.errors import IndexMismatchError, RagError
+from rag.errors import IndexMismatchError, IndexMissingError, RagError
 from rag.fileio import sha256_bytes
 from rag.store.base import Manifest
 from rag.text.chunking import Chunk
@@ -82,7 +82,7 @@ class TableIndex:
         try:
             meta = read_meta(self.connection())
             if not meta:  # created by a first build that did not commit
-                raise RagError(f"no index at {self.where}; build one with `rag index` first")
+                raise IndexMissingError(f"no index at {self.where}; build one with `rag index` first")
             self.manifest = Manifest.from_meta(meta)
         except (*self.database_errors, KeyError, ValueError) as exc:
             raise self.damaged(exc) from None

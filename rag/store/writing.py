@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from rag import __version__
 from rag.errors import IndexMismatchError, RagError
 from rag.fileio import sha256_bytes
 from rag.models.embedding import Embedder
+from rag.store.follow import forget_fetched, write_state
 from rag.store.reading import FORMAT_VERSION, MIGRATIONS, read_meta
 from rag.text.chunking import Chunk, ChunkerSettings, chunk_document
 from rag.text.documents import Document, LoadReport, load_documents
@@ -104,23 +106,30 @@ class TableWriter:
         self.rebuild = bool(self.meta) and (json.loads(self.meta["embedder"]), json.loads(self.meta["chunker"]),
                                             self.meta["analyzer"]) != (self.embedder, self.chunker, ANALYZER)
 
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """A write transaction: committed when the block ends, rolled back when it raises; a database
+        error is the one-line `write_error`."""
+        try:
+            self._begin()
+            try:
+                yield
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+        except self.database_errors as exc:
+            raise self.write_error(exc) from None
+
     def _migrate(self, version: int) -> None:
         """Bring an index of an older format to this one, a step (one transaction) per version, so
         that it keeps its articles and vectors; a crash leaves it at the last step done."""
-        try:
-            while version in MIGRATIONS:
-                self._begin()
-                try:
-                    for statement in MIGRATIONS[version]:
-                        self.conn.execute(statement)
-                    version += 1
-                    self.conn.execute("UPDATE meta SET value = ? WHERE key = 'format_version'", (str(version),))
-                    self.conn.execute("COMMIT")
-                except BaseException:
-                    self._rollback()
-                    raise
-        except self.database_errors as exc:
-            raise self.write_error(exc) from None
+        while version in MIGRATIONS:
+            with self._transaction():
+                for statement in MIGRATIONS[version]:
+                    self.conn.execute(statement)
+                version += 1
+                self.conn.execute("UPDATE meta SET value = ? WHERE key = 'format_version'", (str(version),))
         self.meta = read_meta(self.conn)
 
     def write_error(self, exc: BaseException) -> RagError:
@@ -170,6 +179,7 @@ class TableWriter:
                     dropped = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
                     for table in ("documents", "chunks", "vectors", "removed", "postings", "terms"):
                         conn.execute(f"DELETE FROM {table}")
+                    forget_fetched(conn)  # the follower reads its sources' articles again
                     epoch += 1
                 else:
                     dropped = sum(self._delete(doc_id, generation, frequencies)
@@ -191,6 +201,11 @@ class TableWriter:
         self.meta = read_meta(conn)
         self.rebuild = False
         return dropped, generation
+
+    def save_follow_state(self, sources: dict[str, dict], fetched: dict[str, dict]) -> None:
+        """The follower's state, in one transaction of its own (store/follow.py)."""
+        with self._transaction():
+            write_state(self.conn, sources, fetched)
 
     def _before_rebuild(self) -> None:
         """In the transaction, before a rebuild deletes every row (a backend may drop an index)."""

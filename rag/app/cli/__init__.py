@@ -2,6 +2,7 @@
 
     common.py      the app, options, one-line errors, progress
     indexing.py    index, remove, documents
+    following.py   follow
     asking.py      ask, batch, models, chat
     evaluating.py  eval
     serving.py     serve
@@ -12,6 +13,6 @@
 from rag.app.cli.common import app
 
 # Imported for what they do: each registers its commands on `app`, in the order `rag --help` lists them.
-from rag.app.cli import indexing, asking, evaluating, serving, benching  # noqa: E402, F401
+from rag.app.cli import indexing, following, asking, evaluating, serving, benching  # noqa: E402, F401
 
 __all__ = ["app"]

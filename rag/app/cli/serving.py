@@ -45,6 +45,8 @@ def serve(index_dir: str = IndexOption,
           port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port (0: any free one, printed)."),
           api_key: Optional[str] = typer.Option(None, "--api-key", envvar="RAG_API_KEY", show_envvar=True,
                                                 help="Require 'Authorization: Bearer KEY' on every /v1 route."),
+          admin_key: Optional[str] = typer.Option(None, "--admin-key", envvar="RAG_ADMIN_KEY", show_envvar=True,
+                                                  help="Take writes (POST, DELETE /v1/documents) with this key only."),
           max_queue: int = typer.Option(8, "--max-queue", min=0, help="Questions that may wait for the model; more get 503."),
           cors_origin: list[str] = typer.Option([], "--cors-origin", help="Allow browsers from this origin (repeatable); off by default."),
           parallel: int = typer.Option(1, "--parallel", min=1, max=64,
@@ -95,7 +97,7 @@ def serve(index_dir: str = IndexOption,
         failure.append(message)
         server.should_exit = True
 
-    app_ = create_app(service, ServerSettings(api_key or None, max_queue, tuple(cors_origin), parallel), stop_on_failure)
+    app_ = create_app(service, ServerSettings(api_key or None, max_queue, tuple(cors_origin), parallel, admin_key or None), stop_on_failure)
     server = uvicorn.Server(uvicorn.Config(app_, log_config=None, access_log=False, timeout_graceful_shutdown=5))
     bound = listener.getsockname()[1]
     err.print(f"rag serve: http://{host}:{bound} (index {describe(index_dir)}); loading models, /health says 503 until ready",

@@ -36,6 +36,7 @@ class ServerSettings:
     max_queue: int = 8
     cors_origins: tuple[str, ...] = ()
     parallel: int = 1  # questions answered at once: more than 1 only through a model server, which batches
+    admin_key: str | None = None  # writes (POST and DELETE /v1/documents) need it; reads take it too
 
 
 @dataclass
@@ -50,14 +51,34 @@ def server_state(request: Request) -> ServerState:
     return request.app.state.rag
 
 
-def require_key(request: Request) -> None:
-    """401 unless the request carries the server's key (when it has one) as a bearer token."""
-    api_key = server_state(request).settings.api_key
-    if api_key is None:
-        return
+def bearer(request: Request) -> str | None:
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), api_key.encode()):
-        raise ApiError(401, "a valid API key is required: Authorization: Bearer KEY", {"WWW-Authenticate": "Bearer"})
+    return given.strip() if scheme.lower() == "bearer" and given.strip() else None
+
+
+def _matches(given: str | None, key: str | None) -> bool:
+    return given is not None and key is not None and hmac.compare_digest(given.encode(), key.encode())
+
+
+def require_key(request: Request) -> None:
+    """401 unless the request carries the server's key (when it has one), or the admin key, as a bearer token."""
+    settings = server_state(request).settings
+    if settings.api_key is None or _matches(bearer(request), settings.api_key) or \
+            _matches(bearer(request), settings.admin_key):
+        return
+    raise ApiError(401, "a valid API key is required: Authorization: Bearer KEY", {"WWW-Authenticate": "Bearer"})
+
+
+def require_admin(request: Request) -> None:
+    """Writes: 401 without a key, 403 with any key but the admin key (404 when the server takes no writes)."""
+    settings = server_state(request).settings
+    if settings.admin_key is None:
+        raise ApiError(404, "this server takes no writes; start it with --admin-key KEY")
+    given = bearer(request)
+    if given is None:
+        raise ApiError(401, "writing needs the admin key: Authorization: Bearer ADMIN_KEY", {"WWW-Authenticate": "Bearer"})
+    if not _matches(given, settings.admin_key):
+        raise ApiError(403, "this key may read but not write; writing needs the admin key")
 
 
 def require_ready(request: Request) -> None:

@@ -12,6 +12,7 @@ from rag.app.http.errors import error_response
 log = logging.getLogger("rag.server")
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_DOCUMENT_BYTES = 5 * 1024 * 1024  # POST /v1/documents: an article's page
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
@@ -72,19 +73,22 @@ class JsonByDefault:
 
 
 class BodyLimit:
-    """413 for a request body over `limit` bytes, by its Content-Length or, when sent in chunks,
-    by what arrives (read up to the limit, then handed on whole)."""
+    """413 for a request body over `limit` bytes (`larger` for the paths it names: an article's page
+    is bigger than a question), by its Content-Length or, when sent in chunks, by what arrives
+    (read up to the limit, then handed on whole)."""
 
-    def __init__(self, app, limit: int = MAX_BODY_BYTES):
+    def __init__(self, app, limit: int = MAX_BODY_BYTES, larger: dict[str, int] | None = None):
         self.app = app
         self.limit = limit
+        self.larger = larger if larger is not None else {"/v1/documents": MAX_DOCUMENT_BYTES}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             return await self.app(scope, receive, send)
+        limit = self.larger.get(scope["path"], self.limit)
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            return await self.too_large(scope, receive, send)
+        if length is not None and length.isdigit() and int(length) > limit:
+            return await self.too_large(scope, receive, send, limit)
         body, more = b"", True
         while more:
             message = await receive()
@@ -92,8 +96,8 @@ class BodyLimit:
                 return
             body += message.get("body", b"")
             more = message.get("more_body", False)
-            if len(body) > self.limit:
-                return await self.too_large(scope, receive, send)
+            if len(body) > limit:
+                return await self.too_large(scope, receive, send, limit)
         replayed = False
 
         async def replay():
@@ -105,5 +109,5 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def too_large(self, scope, receive, send):
-        await error_response(413, f"the request body is larger than {self.limit // 1024} KiB")(scope, receive, send)
+    async def too_large(self, scope, receive, send, limit: int):
+        await error_response(413, f"the request body is larger than {limit // 1024} KiB")(scope, receive, send)

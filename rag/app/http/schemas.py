@@ -66,3 +66,18 @@ class ChatRequest(BaseModel):
     stream: bool = False
     k: int | None = Field(None, ge=0, le=MAX_K)
     min_support: float | None = Field(None, ge=0.0, le=1.0)
+
+
+MAX_ARTICLE_CHARS = 2_000_000
+
+
+class DocumentRequest(BaseModel):
+    """An article to add or replace: its text or its page's HTML (never fetched: no address is read)."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str | None = Field(None, min_length=1, max_length=MAX_ARTICLE_CHARS)
+    html: str | None = Field(None, min_length=1, max_length=MAX_ARTICLE_CHARS)
+    url: str | None = Field(None, max_length=2000)
+    title: str | None = Field(None, max_length=1000)
+    date: str | None = Field(None, max_length=100)
+    id: str | None = Field(None, min_length=1, max_length=200)

@@ -20,7 +20,7 @@ from typing import AsyncIterator
 
 from fastapi import FastAPI
 
-from rag.app.http import chat_completions, native, page
+from rag.app.http import chat_completions, native, page, writes
 from rag.app.http.errors import add_error_handlers
 from rag.app.http.jobs import ServerSettings, ServerState
 from rag.app.http.middleware import BodyLimit, JsonByDefault, RequestLog
@@ -64,7 +64,7 @@ def create_app(service: AnswerService, settings: ServerSettings = ServerSettings
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
                            expose_headers=["X-Request-ID", "X-Queue-Seconds"])
     app.add_middleware(JsonByDefault)
@@ -73,6 +73,7 @@ def create_app(service: AnswerService, settings: ServerSettings = ServerSettings
     add_error_handlers(app)
     app.include_router(native.health)
     app.include_router(native.v1)
+    app.include_router(writes.router)
     app.include_router(chat_completions.router)
     app.include_router(page.router)
     return app

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rag.errors import RagError
+from rag.errors import IndexMissingError, RagError
 from rag.store.postgres.connection import Connection, connect, first_line, redact
 from rag.store.postgres.schema import HNSW_EF_SEARCH, has_hnsw, hnsw_expression
 from rag.store.reading import TableIndex, read_meta
@@ -30,7 +30,7 @@ def stored_meta(url: str) -> dict[str, str]:
     conn = connect(url, read_only=True)[0]
     try:
         if not conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0]:
-            raise RagError(f"no index at {redact(url)}; build one with `rag index --index URL` first")
+            raise IndexMissingError(f"no index at {redact(url)}; build one with `rag index --index URL` first")
         return read_meta(conn)
     except psycopg.Error as exc:
         raise RagError(f"the index at {redact(url)} cannot be read ({first_line(exc)})") from None

@@ -40,6 +40,11 @@ CREATE TABLE IF NOT EXISTS removed(chunk_id BIGINT PRIMARY KEY, generation BIGIN
 CREATE TABLE IF NOT EXISTS postings(term TEXT NOT NULL, segment BIGINT NOT NULL, ids BYTEA NOT NULL,
     tfs BYTEA NOT NULL, PRIMARY KEY(term, segment));
 CREATE TABLE IF NOT EXISTS terms(term TEXT PRIMARY KEY, df BIGINT NOT NULL, segments INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS followed(source TEXT PRIMARY KEY, etag TEXT, last_modified TEXT, last_attempt TEXT,
+    last_success TEXT, failures INTEGER NOT NULL DEFAULT 0, last_error TEXT, gone INTEGER NOT NULL DEFAULT 0,
+    polls INTEGER NOT NULL DEFAULT 0, unchanged INTEGER NOT NULL DEFAULT 0, added INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS fetched(url TEXT PRIMARY KEY, doc_id TEXT, etag TEXT, last_modified TEXT, listed TEXT,
+    fetched_at TEXT NOT NULL);
 """
 
 

@@ -149,6 +149,16 @@ def remove_documents(url: str, doc_ids: list[str], wait: bool = True,
 
 
 
+def save_follow_state(url: str, sources: dict[str, dict], fetched: dict[str, dict], wait: bool = True,
+                      on_wait: Callable[[str], None] | None = None) -> None:
+    """The follower's state (store/follow.py), written under the writer lock in one transaction."""
+    writer = PostgresWriter.for_existing(url, wait, on_wait)
+    try:
+        writer.save_follow_state(sources, fetched)
+    finally:
+        writer.close()
+
+
 def drop_index(url: str) -> None:
     """Drop the index's schema and everything in it (`rag bench index` cleans up with this)."""
     from psycopg import sql

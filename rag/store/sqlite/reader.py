@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.errors import IndexMismatchError, RagError
+from rag.errors import IndexMismatchError, IndexMissingError, RagError
 from rag.store.reading import TableIndex
 from rag.store.sqlite.schema import DATABASE, old_format
 
@@ -25,7 +25,7 @@ def open_index(index_dir: Path, embedder_id: str | None = None) -> "Index":
                                  f"run `rag index` on its articles with --index {index_dir} to convert it "
                                  "(its vectors are reused, nothing is embedded again)")
     if not (index_dir / DATABASE).is_file():
-        raise RagError(f"no index at {index_dir}; build one with `rag index` first")
+        raise IndexMissingError(f"no index at {index_dir}; build one with `rag index` first")
     return Index(index_dir, embedder_id)
 
 

@@ -5,7 +5,9 @@ Tables: `meta` (format version, embedder, chunker, analyzer, corpus language, ge
 `vectors` (one float32 blob and the BM25 length per chunk), `removed` (chunk ids removed, with
 the generation that removed them), `postings` (per term, one segment per commit that added it:
 chunk ids and term frequencies, see text/lexical.py) and `terms` (document frequency and segment
-count per term). A removed chunk's postings stay until its term's segments are merged (when a
+count per term), and the follower's state (`followed`: each feed or sitemap's ETag, last success
+and failures; `fetched`: each article address read, its ETag and what its listing said of it; see
+store/follow.py). A removed chunk's postings stay until its term's segments are merged (when a
 term has more than MERGE_SEGMENTS of them): readers skip chunks that are not live.
 """
 
@@ -30,6 +32,11 @@ CREATE TABLE IF NOT EXISTS removed(chunk_id INTEGER PRIMARY KEY, generation INTE
 CREATE TABLE IF NOT EXISTS postings(term TEXT NOT NULL, segment INTEGER NOT NULL, ids BLOB NOT NULL,
     tfs BLOB NOT NULL, PRIMARY KEY(term, segment)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS terms(term TEXT PRIMARY KEY, df INTEGER NOT NULL, segments INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS followed(source TEXT PRIMARY KEY, etag TEXT, last_modified TEXT, last_attempt TEXT,
+    last_success TEXT, failures INTEGER NOT NULL DEFAULT 0, last_error TEXT, gone INTEGER NOT NULL DEFAULT 0,
+    polls INTEGER NOT NULL DEFAULT 0, unchanged INTEGER NOT NULL DEFAULT 0, added INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS fetched(url TEXT PRIMARY KEY, doc_id TEXT, etag TEXT, last_modified TEXT, listed TEXT,
+    fetched_at TEXT NOT NULL);
 """
 
 

@@ -119,6 +119,18 @@ def remove_documents(index_dir: Path, doc_ids: list[str], wait: bool = True,
     return report
 
 
+def save_follow_state(index_dir: Path, sources: dict[str, dict], fetched: dict[str, dict], wait: bool = True,
+                      on_wait: Callable[[str], None] | None = None) -> None:
+    """The follower's state (store/follow.py), written under the writer lock in one transaction."""
+    index_dir = Path(index_dir)
+    with writer_lock(index_dir, wait, on_wait):
+        writer = IndexWriter.for_existing(index_dir)
+        try:
+            writer.save_follow_state(sources, fetched)
+        finally:
+            writer.close()
+
+
 def _old_format_vectors(index_dir: Path, embedder_id: str) -> dict[str, np.ndarray]:
     """Chunk-text sha256 -> vector from a format-1 index (JSON + dense.faiss generations), so that
     converting one embeds nothing."""
