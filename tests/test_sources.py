@@ -407,3 +407,54 @@ def test_the_same_report_on_two_sites_is_two_documents_but_one_search_result(fak
     assert 1 < passages < 5 and len(found) == passages  # each passage once, though 2 x passages chunks match
     texts = [r.chunk.text for r in found]
     assert not any(near_duplicates(a, b) for n, a in enumerate(texts) for b in texts[n + 1:])
+
+
+def test_the_page_shows_a_web_article_with_its_title_site_date_and_opens_the_quote_at_the_source(site, tmp_path):
+    """In Chromium: an answer citing a page from the web; its chip names the title, the reader pane
+    shows title, site and date with a link to the original, and "Open at the source" leads to the
+    publisher's page (the loopback site) with the quoted sentence in view."""
+    import subprocess
+    import sys
+
+    from browser import HERE, OpenPage, launched_browser, serious_violations, served_fake_rag
+
+    index_dir = tmp_path / "idx"
+    done = subprocess.run([sys.executable, str(HERE / "fake_rag.py"), "index", f"{site.base}/feed.rss", "--index",
+                           str(index_dir), "--delay", "0", "--allow-private-hosts"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    with served_fake_rag(index_dir, tmp_path / "serve.log", FAKE_REPLY="Mehr als 20 Kooperationsabkommen [1].",
+                         FAKE_DELAY=0) as server, launched_browser() as browser:
+        opened = OpenPage(browser, server, viewport={"width": 1280, "height": 800})
+        page = opened.page
+        page.goto(server + "/")
+        page.get_by_label("Question").fill("Wie viele Kooperationsabkommen unterzeichneten beide Seiten?")
+        page.get_by_label("Question").press("Enter")
+        chip = page.locator(".chip").first
+        chip.wait_for(timeout=60_000)
+        assert "Putin und Xi: Bericht 1 · Tagesblick · 2025-09-02" in chip.inner_text()
+        chip.click()
+        page.locator("#reader-text mark").first.wait_for()
+        assert page.inner_text("#reader-title") == "Putin und Xi: Bericht 1"
+        assert page.inner_text("#reader-meta").startswith("Tagesblick · 2025-09-02 · ")
+        assert page.get_attribute("#reader-original", "href") == f"{site.base}/politik/seed-0.html"
+        source = page.locator("#reader-source")
+        assert source.is_visible() and source.inner_text() in ("Open at the source", "An der Quelle öffnen")
+        link = source.get_attribute("href")
+        answer = httpx_answer(server)
+        assert link == answer["citations"][0]["source_link"]
+        assert serious_violations(page) == []
+        assert opened.foreign_requests() == [] and not opened.errors  # nothing fetched from the site by the page
+        opened.close()
+        publisher = browser.new_page(viewport={"width": 800, "height": 500})
+        publisher.goto(link)
+        publisher.wait_for_function("() => window.scrollY > 0", timeout=10_000)
+        quote = answer["citations"][0]["quote"]
+        assert in_view(publisher, quote[:60])
+
+
+def httpx_answer(server: str) -> dict:
+    import httpx
+
+    return httpx.post(f"{server}/v1/ask", json={"question": "Wie viele Kooperationsabkommen unterzeichneten beide "
+                                                            "Seiten?"}, timeout=60).json()

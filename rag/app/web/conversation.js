@@ -90,13 +90,13 @@ export class AskTurnView {
     list.setAttribute("role", "group");
     list.setAttribute("aria-label", t("sources"));
     for (const citation of answer.citations.filter((c) => c.verified)) {
-      const label = `[${citation.number}] ${citation.doc_id}${citation.date ? ` · ${citation.date}` : ""}`;
+      const label = `[${citation.number}] ${articleName(citation)}${citation.date ? ` · ${citation.date}` : ""}`;
       const chip = button("chip", label, () => this.openCitation(answer, citation));
       chip.dataset.docId = citation.doc_id;
       chip.dataset.start = String(citation.start);
       chip.dataset.end = String(citation.end);
       chip.dataset.number = String(citation.number);
-      chip.setAttribute("aria-label", t("citationLabel", { number: citation.number, doc: citation.doc_id,
+      chip.setAttribute("aria-label", t("citationLabel", { number: citation.number, doc: articleName(citation),
         date: citation.date ? `, ${citation.date}` : "" }));
       chip.setAttribute("aria-describedby", "card");
       for (const name of ["mouseenter", "focus"]) chip.addEventListener(name, () => this.actions.showCard(chip, citation));
@@ -109,7 +109,7 @@ export class AskTurnView {
   // Every verified quote of this answer from the same article is marked; this one in view.
   openCitation(answer, citation) {
     const passages = answer.citations.filter((c) => c.verified && c.doc_id === citation.doc_id)
-      .map((c) => ({ number: c.number, start: c.start, end: c.end, quote: c.quote }));
+      .map((c) => ({ number: c.number, start: c.start, end: c.end, quote: c.quote, sourceLink: c.source_link }));
     this.actions.openPassage(citation.doc_id, passages, citation.start);
   }
 
@@ -123,7 +123,7 @@ export class AskTurnView {
       const list = element("ul", "source-list");
       for (const c of cited) {
         const item = element("li");
-        item.append(element("span", "source-head", `[${c.number}] ${c.doc_id}${c.date ? ` · ${c.date}` : ""} · ${charsLabel(c.start, c.end)}`));
+        item.append(element("span", "source-head", `[${c.number}] ${articleName(c)}${c.date ? ` · ${c.date}` : ""} · ${charsLabel(c.start, c.end)}`));
         const quote = element("blockquote", "quote", c.quote);
         quote.lang = "de";
         item.append(quote);
@@ -203,4 +203,9 @@ async function copyText(text) {
     area.remove();
     return done;
   }
+}
+
+// How a citation names its article: title and site where it came from the web, else its id.
+export function articleName(citation) {
+  return citation.title ? [citation.title, citation.site].filter(Boolean).join(" · ") : citation.doc_id;
 }

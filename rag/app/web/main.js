@@ -2,7 +2,7 @@
 // key dialog, the index status and links to a passage (#doc=ID&chars=s-e).
 
 import { getJSON, postJSON, setKey, streamAsk } from "./api.js";
-import { AskTurnView, searchTurnView } from "./conversation.js";
+import { AskTurnView, articleName, searchTurnView } from "./conversation.js";
 import { t, translatePage } from "./i18n.js";
 import { Reader } from "./reader.js";
 
@@ -127,7 +127,7 @@ function showCard(chip, citation) {
   quote.textContent = `„${citation.quote}“`;
   const where = document.createElement("p");
   where.className = "small";
-  where.textContent = `${citation.doc_id}${citation.date ? ` · ${citation.date}` : ""} · ${t("verifiedAt", { start: citation.start, end: citation.end })}`;
+  where.textContent = `${articleName(citation)}${citation.date ? ` · ${citation.date}` : ""} · ${t("verifiedAt", { start: citation.start, end: citation.end })}`;
   page.card.replaceChildren(quote, where);
   page.card.hidden = false;
   const box = chip.getBoundingClientRect();

@@ -15,6 +15,8 @@ export class Reader {
     this.text = document.getElementById("reader-text");
     this.position = document.getElementById("mark-position");
     this.link = document.getElementById("reader-link");
+    this.original = document.getElementById("reader-original");
+    this.source = document.getElementById("reader-source");
     this.marks = [];
     this.current = -1;
     this.onClose = onClose;
@@ -35,6 +37,8 @@ export class Reader {
     document.body.classList.add("reading");
     this.title.textContent = docId;
     this.meta.textContent = "";
+    this.original.hidden = true;
+    this.passages = passages;
     this.text.textContent = "";
     this.showWarnings([]);
     let doc;
@@ -47,8 +51,14 @@ export class Reader {
       this.setMarks([]);
       return;
     }
-    this.meta.textContent = [doc.date, t("chars", { start: 0, end: [...doc.text].length })]
+    // An article from the web: its title, site and date, and a link to the publisher's page.
+    this.title.textContent = doc.title || docId;
+    this.meta.textContent = [doc.site, doc.date, t("chars", { start: 0, end: [...doc.text].length })]
       .filter(Boolean).join(" · ");
+    if (isWebAddress(doc.url)) {
+      this.original.href = doc.url;
+      this.original.hidden = false;
+    }
     const { spans, warnings } = checkedSpans(doc.text, passages);
     this.render(doc.text, mergeSpans(spans));
     this.showWarnings(warnings);
@@ -81,6 +91,7 @@ export class Reader {
     this.current = -1;
     this.position.textContent = marks.length ? "" : t("noMarks");
     this.link.hidden = !marks.length;
+    this.source.hidden = true;
   }
 
   showWarnings(messages) {
@@ -94,16 +105,21 @@ export class Reader {
 
   step(direction) {
     if (!this.marks.length) return;
-    this.go((this.current + direction + this.marks.length) % this.marks.length, this.title.textContent);
+    this.go((this.current + direction + this.marks.length) % this.marks.length, this.docId);
   }
 
   go(i, docId) {
     if (!this.marks.length) return;
+    this.docId = docId;
     this.marks.forEach((mark, j) => mark.classList.toggle("current", j === i));
     this.current = i;
     const mark = this.marks[i];
     this.position.textContent = t("markPosition", { index: i + 1, count: this.marks.length });
     this.link.href = `#doc=${encodeURIComponent(docId)}&chars=${mark.dataset.start}-${mark.dataset.end}`;
+    // The same quote on the publisher's page (a text fragment), where the citation has one.
+    const passage = (this.passages || []).find((p) => String(p.start) === mark.dataset.start && isWebAddress(p.sourceLink));
+    this.source.hidden = !passage;
+    if (passage) this.source.href = passage.sourceLink;
     // Beside the conversation the pane scrolls by itself: move it, not the page. Stacked on a
     // phone it does not, and the page moves to the passage.
     if (this.pane.scrollHeight > this.pane.clientHeight + 1 && getComputedStyle(this.pane).position === "sticky") {
@@ -144,4 +160,9 @@ export function checkedSpans(text, passages) {
 
 function shorten(text) {
   return text.length > 120 ? `${text.slice(0, 117)}…` : text;
+}
+
+// Only http(s) addresses become links: a stored url is the publisher's, never a script.
+function isWebAddress(url) {
+  return typeof url === "string" && /^https?:\/\//i.test(url);
 }
