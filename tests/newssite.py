@@ -139,6 +139,14 @@ def rss(items: list[tuple[str, str, str | None]], base: str) -> str:
            f"<link>{base}/</link>{entries}</channel></rss>"
 
 
+def atom(items: list[tuple[str, str, str | None]], base: str) -> str:
+    """An Atom feed of (path, title, ISO date or None) items, with relative links."""
+    entries = "".join(f"<entry><title>{html.escape(t)}</title><link href=\"{p}\"/><id>{base}{p}</id>"
+                      f"{f'<published>{d}</published>' if d else ''}</entry>" for p, t, d in items)
+    return f'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>{SITE}</title>' \
+           f'<link href="{base}/"/><id>{base}/</id>{entries}</feed>'
+
+
 def news_sitemap(items: list[tuple[str, str, str | None]], base: str) -> str:
     """A news sitemap of (path, title, ISO date or None) items."""
     urls = "".join(f"<url><loc>{base}{p}</loc>{f'<lastmod>{d}</lastmod>' if d else ''}<news:news><news:publication>"

@@ -12,7 +12,7 @@ from email.utils import format_datetime
 import pytest
 from conftest import SEEDS
 from fakes import FakeEmbedder
-from newssite import FURNITURE, LOGIN_TEASER, SECTION_FRONT, Article, NewsSite, article_page, news_sitemap, \
+from newssite import FURNITURE, LOGIN_TEASER, SECTION_FRONT, Article, NewsSite, article_page, atom, news_sitemap, \
     paragraphs_of, rss
 from typer.testing import CliRunner
 
@@ -118,6 +118,7 @@ def site():
             + [("/intern/geheim.html", "Intern", "Tue, 02 Sep 2025 11:00:00 +0200")], running.base).encode())
         running.routes["/news-sitemap.xml"] = (200, {"Content-Type": "application/xml"},
                                                news_sitemap(items, running.base).encode())
+        running.routes["/atom.xml"] = (200, {"Content-Type": "application/atom+xml"}, atom(items, running.base).encode())
         running.routes["/intern/geheim.html"] = (200, {"Content-Type": "text/html"}, b"<p>intern</p>")
         yield running
 
@@ -146,6 +147,8 @@ def test_rag_index_reads_a_feed_fetching_each_article_and_keeps_their_metadata(f
     again = rag("index", f"{site.base}/news-sitemap.xml", "--index", tmp_path / "idx", "--allow-private-hosts",
                 "--delay", "0")
     assert again.exit_code == 0 and "is up to date" in again.stdout, again.output  # the same articles, one id each
+    atom_feed = rag("index", f"{site.base}/atom.xml", "--index", tmp_path / "idx", "--allow-private-hosts", "--delay", "0")
+    assert atom_feed.exit_code == 0 and "is up to date" in atom_feed.stdout, atom_feed.output  # relative links too
 
 
 def test_links_in_a_feed_to_private_addresses_are_refused_without_the_flag(fakes, site, tmp_path):
