@@ -19,6 +19,7 @@ from rag.app import pipeline
 from rag.app.cli import app
 from rag.sources.urls import document_id
 from rag.store.locations import read_follow_state
+from rag.store.sqlite import reader as sqlite_reader
 from rag.store.sqlite import open_index
 
 HERE = Path(__file__).parent
@@ -73,7 +74,7 @@ def follow(site, index, *extra):
                                     "--delay", "0", "--allow-private-hosts", *extra])
 
 
-def test_a_poll_adds_new_articles_and_an_unchanged_feed_costs_one_request(counting, tmp_path):
+def test_a_poll_adds_new_articles_and_an_unchanged_feed_costs_one_request(counting, tmp_path, monkeypatch):
     with FollowedSite() as site:
         site.publish(article(1), article(2))
         first = follow(site, tmp_path / "idx")
@@ -82,7 +83,11 @@ def test_a_poll_adds_new_articles_and_an_unchanged_feed_costs_one_request(counti
         assert sorted(open_index(tmp_path / "idx").documents) == sorted(
             document_id(site.base + a.path) for a in site.articles)
         site.log.clear()
-        again = follow(site, tmp_path / "idx")
+        opened = []
+        with monkeypatch.context() as patch:  # the follower's state is read without opening the index
+            patch.setattr(sqlite_reader.Index, "_open", lambda *args: opened.append(args))
+            again = follow(site, tmp_path / "idx")
+        assert opened == [], "a poll that brings nothing opened the index (loading its vectors)"
         assert "1 sources asked, 1 unchanged (304), 0 articles read, 0 added or changed" in again.stdout
         assert [entry[2] for entry in site.log] == ["/robots.txt", "/feed.rss"]  # no article asked for
         assert site.log[-1][3]["If-None-Match"].startswith('"feed-') and len(counting) == 1  # no model made

@@ -24,6 +24,7 @@ from rag.sources.fetch import FetchError, Fetcher
 from rag.sources.inputs import with_listing_metadata
 from rag.sources.pages import MIN_ARTICLE_CHARS, read_page
 from rag.sources.urls import canonical_url
+from rag.store.follow import FollowState
 from rag.store.locations import Location, add_to_store, read_follow_state, save_follow_state
 from rag.text.documents import LoadReport
 
@@ -72,6 +73,8 @@ class Follower:
         started, requests = time.monotonic(), self.fetcher.requests
         report = PollReport()
         state = read_follow_state(self.location, self.sources)
+        index_exists = state is not None
+        state = state or FollowState()
         rows, fetched, documents = {}, {}, {}
         for source in self.sources:
             if self.stop.is_set():
@@ -94,7 +97,7 @@ class Follower:
                                  on_wait=self.on_wait)
             report.added = built.added
             report.skipped += built.skipped
-        if (rows or fetched) and (documents or self._index_exists()):  # no index yet: nothing to keep
+        if (rows or fetched) and (documents or index_exists):  # no index yet: nothing to keep
             save_follow_state(self.location, rows, fetched, on_wait=self.on_wait)
         report.requests, report.seconds = self.fetcher.requests - requests, time.monotonic() - started
         return report
@@ -103,16 +106,6 @@ class Follower:
         if self._embedder is None:  # loaded only for a poll that brings articles
             self._embedder = self.make_embedder()
         return self._embedder
-
-    def _index_exists(self) -> bool:
-        from rag.errors import IndexMissingError
-        from rag.store.locations import open_store
-
-        try:
-            open_store(self.location)
-        except IndexMissingError:
-            return False
-        return True
 
     def _poll_source(self, source: str, row: dict, seen: dict, fetched: dict, documents: dict,
                      report: PollReport) -> None:

@@ -106,11 +106,16 @@ def record_document(record: dict, fallback_id: str, origin: str, min_chars: int 
     if rest:
         meta["fields"] = rest
     meta = {key: value for key, value in meta.items() if value}
-    doc_id = document_id(meta["url"]) if meta.get("url") else _id(found.get("id")) or fallback_id
+    doc_id = document_id(meta["url"]) if meta.get("url") else clean_id(found.get("id")) or fallback_id
     return article_document(doc_id, text, origin, meta)
 
 
-def _id(value) -> str | None:
+def clean_id(value) -> str | None:
+    """A record's own id as a document id: letters, digits and `._~-` kept, the rest one `-`.
+
+    >>> clean_id("Politik/Meldung 7"), clean_id("")
+    ('Politik-Meldung-7', None)
+    """
     return re.sub(r"[^A-Za-z0-9._~-]+", "-", str(value)).strip("-")[:120] or None if value not in (None, "") else None
 
 

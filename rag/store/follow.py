@@ -13,6 +13,7 @@ sitemap's lastmod or the feed's date), so an unchanged article is not asked for 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 SOURCE_COLUMNS = ("etag", "last_modified", "last_attempt", "last_success", "failures", "last_error", "gone", "polls",
                   "unchanged", "added")
@@ -35,6 +36,14 @@ def read_state(conn, sources: list[str] | None = None) -> FollowState:
     for row in conn.execute(f"SELECT url, {', '.join(FETCHED_COLUMNS)} FROM fetched").fetchall():
         state.fetched[row[0]] = dict(zip(FETCHED_COLUMNS, row[1:]))
     return state
+
+
+def read_state_if_indexed(conn, has_table: Callable[[str], bool], sources: list[str] | None) -> FollowState | None:
+    """`read_state`, or None where the database holds no index; an index of an older format has no
+    state yet (it is converted on its next write)."""
+    if not has_table("meta"):
+        return None
+    return read_state(conn, sources) if has_table("followed") else FollowState()
 
 
 def write_state(conn, sources: dict[str, dict], fetched: dict[str, dict]) -> None:

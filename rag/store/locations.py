@@ -76,15 +76,13 @@ def remove_from_store(value: Location, doc_ids: list[str], **options) -> RemoveR
 
 
 def read_follow_state(value: Location, sources: list[str] | None = None):
-    """The follower's state kept in the index (`store.follow.FollowState`); empty where there is no index yet."""
-    from rag.store.follow import FollowState, read_state
-
-    try:
-        index = open_store(value)
-    except IndexMissingError:
-        return FollowState()
-    with index.snapshot() as conn:
-        return read_state(conn, sources)
+    """The follower's state kept in the index (`store.follow.FollowState`), or None where there is
+    no index yet; read without opening the index."""
+    if is_database_url(value):
+        from rag.store.postgres.reader import read_follow_state as read
+    else:
+        from rag.store.sqlite.reader import read_follow_state as read
+    return read(location(value), sources)
 
 
 def save_follow_state(value: Location, sources: dict[str, dict], fetched: dict[str, dict], **options) -> None:

@@ -21,7 +21,7 @@ from rag.app.http.errors import ApiError
 from rag.app.http.jobs import ServerState, require_admin, require_ready, server_state
 from rag.app.http.schemas import DocumentRequest
 from rag.errors import RagError
-from rag.sources.exports import record_document
+from rag.sources.exports import clean_id, record_document
 from rag.store.locations import add_to_store, remove_from_store
 from rag.text.documents import LoadReport
 
@@ -38,7 +38,7 @@ async def add_document(body: DocumentRequest, state: ServerState = Depends(serve
     except ValueError as exc:
         raise ApiError(422, str(exc)) from None
     if body.id:  # an id given wins over the one the url would give
-        document = replace(document, doc_id=record_document({"id": body.id, "text": "x"}, "", "").doc_id)
+        document = replace(document, doc_id=clean_id(body.id) or "")
     if not document.doc_id:
         raise ApiError(422, "an article without a url needs an id")
     service = state.service

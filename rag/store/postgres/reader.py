@@ -13,6 +13,7 @@ import numpy as np
 from rag.errors import IndexMissingError, RagError
 from rag.store.postgres.connection import Connection, connect, first_line, redact
 from rag.store.postgres.schema import HNSW_EF_SEARCH, has_hnsw, hnsw_expression
+from rag.store.follow import FollowState, read_state_if_indexed
 from rag.store.reading import TableIndex, read_meta
 
 
@@ -32,6 +33,21 @@ def stored_meta(url: str) -> dict[str, str]:
         if not conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0]:
             raise IndexMissingError(f"no index at {redact(url)}; build one with `rag index --index URL` first")
         return read_meta(conn)
+    except psycopg.Error as exc:
+        raise RagError(f"the index at {redact(url)} cannot be read ({first_line(exc)})") from None
+    finally:
+        conn.close()
+
+
+def read_follow_state(url: str, sources: list[str] | None) -> FollowState | None:
+    """The follower's state alone, None where there is no index: two small tables, read without
+    opening the index."""
+    import psycopg
+
+    conn = connect(url, read_only=True)[0]
+    has_table = lambda name: conn.execute("SELECT to_regclass(?) IS NOT NULL", (name,)).fetchone()[0]
+    try:
+        return read_state_if_indexed(conn, has_table, sources)
     except psycopg.Error as exc:
         raise RagError(f"the index at {redact(url)} cannot be read ({first_line(exc)})") from None
     finally:

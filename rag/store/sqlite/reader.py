@@ -8,11 +8,13 @@ committed state), and the vectors are searched in memory, in a FAISS IndexIDMap2
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
 
 from rag.errors import IndexMismatchError, IndexMissingError, RagError
+from rag.store.follow import FollowState, read_state_if_indexed
 from rag.store.reading import TableIndex
 from rag.store.sqlite.schema import DATABASE, old_format
 
@@ -27,6 +29,20 @@ def open_index(index_dir: Path, embedder_id: str | None = None) -> "Index":
     if not (index_dir / DATABASE).is_file():
         raise IndexMissingError(f"no index at {index_dir}; build one with `rag index` first")
     return Index(index_dir, embedder_id)
+
+
+def read_follow_state(index_dir: Path, sources: list[str] | None) -> FollowState | None:
+    """The follower's state alone, None where there is no index: two small tables read over a
+    plain connection, without opening the index (which would load every vector)."""
+    database = Path(index_dir) / DATABASE
+    if not database.is_file():
+        return None
+    with closing(sqlite3.connect(database, timeout=60)) as conn:
+        has_table = lambda name: bool(conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone())
+        try:
+            return read_state_if_indexed(conn, has_table, sources)
+        except sqlite3.DatabaseError as exc:
+            raise RagError(f"the index at {index_dir} cannot be read ({exc})") from None
 
 
 class Index(TableIndex):
