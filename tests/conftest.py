@@ -105,6 +105,16 @@ def stop_server(process) -> None:
         process.kill()
 
 
+def wait_for(condition, what: str, timeout: float = 30) -> None:
+    """Wait until `condition()` holds: a state the test brings about, bounded for a stuck server."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.01)
+
+
 class LiveServer:
     """A real uvicorn server in a thread, on a port the OS picked."""
 
@@ -138,3 +148,40 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+@pytest.fixture
+def index_dir(seeds, tmp_path):
+    """The seed articles indexed with the fake embedder."""
+    from fakes import FakeEmbedder
+
+    from rag.store.sqlite import build_index
+
+    target = tmp_path / "idx"
+    build_index([seeds], target, FakeEmbedder(max_tokens=256))
+    return target
+
+
+@pytest.fixture
+def serve(index_dir):
+    """serve(generator, **settings) -> a ready LiveServer over the fake seed index (fake models)."""
+    from fakes import FakeEmbedder, SlowGenerator
+
+    from rag.app.http.server import ServerSettings, create_app
+    from rag.app.service import AnswerService
+
+    started = []
+
+    def start(generator=None, ready=True, service=None, **settings):
+        service = service or AnswerService(index_dir, FakeEmbedder(max_tokens=256),
+                                           generator or SlowGenerator("Mehr als 20 Abkommen [1].", 0.0))
+        live = LiveServer(create_app(service, ServerSettings(**settings))).start()
+        started.append(live)
+        if ready:
+            live.wait_ready()
+        live.service = service
+        return live
+
+    yield start
+    for live in started:
+        live.stop()

@@ -149,6 +149,7 @@ class SlowGenerator(FakeGenerator):
             self.busy.clear()
         text = "".join(written)
         prompt = sum(self.count_tokens(m["content"]) for m in messages)
+        record_usage(prompt, 0, self.count_tokens(text))
         return Generation(text, self.finish_reason, prompt, self.count_tokens(text), 0.0, 0.0, self.probability)
 
 

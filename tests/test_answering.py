@@ -4,11 +4,10 @@ import pytest
 from conftest import AGREEMENTS_DOC, VISIT_DOC
 from fakes import FakeEmbedder, FakeGenerator
 
-from rag.answer.answering import (
+from rag.answer.answering import AnswerSettings, QuestionAnswerer
+from rag.answer.prompts import (
     SHORTEN_SYSTEM_PROMPT,
     SUPPORT_SYSTEM_PROMPT,
-    AnswerSettings,
-    QuestionAnswerer,
     addresses_the_model,
     build_messages,
     clean_source_text,

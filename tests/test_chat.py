@@ -6,7 +6,7 @@ from fakes import FakeEmbedder, FakeGenerator
 from test_answering import make_answerer
 from typer.testing import CliRunner
 
-from rag.answer.answering import SYSTEM_PROMPT
+from rag.answer.prompts import SYSTEM_PROMPT
 from rag.app import pipeline
 from rag.app.chat import ChatSession
 from rag.app.cli import app

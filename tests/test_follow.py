@@ -10,13 +10,17 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from fakes import FakeEmbedder
+from conftest import LiveServer
+from fakes import FakeEmbedder, SlowGenerator
 from newssite import Article, NewsSite, rss
+from test_operations import scrape, value
 from test_sources import seed_articles
 from typer.testing import CliRunner
 
 from rag.app import pipeline
 from rag.app.cli import app
+from rag.app.http.server import create_app
+from rag.app.service import AnswerService
 from rag.sources.urls import document_id
 from rag.store.locations import read_follow_state
 from rag.store.sqlite import reader as sqlite_reader
@@ -74,6 +78,16 @@ def follow(site, index, *extra):
                                     "--delay", "0", "--allow-private-hosts", *extra])
 
 
+def served_metrics(index) -> dict:
+    """/metrics of a `rag serve` over `index` (fake models): the follower's state kept in the index."""
+    live = LiveServer(create_app(AnswerService(index, FakeEmbedder(max_tokens=256), SlowGenerator(delay=0.0)))).start()
+    try:
+        live.wait_ready()
+        return scrape(live.url)
+    finally:
+        live.stop()
+
+
 def test_a_poll_adds_new_articles_and_an_unchanged_feed_costs_one_request(counting, tmp_path, monkeypatch):
     with FollowedSite() as site:
         site.publish(article(1), article(2))
@@ -109,6 +123,10 @@ def test_a_poll_adds_new_articles_and_an_unchanged_feed_costs_one_request(counti
     [(source, row)] = state.sources.items()
     assert (row["polls"], row["unchanged"], row["added"], row["failures"]) == (4, 1, 4, 0)
     assert len(state.fetched) == 3 and all(r["doc_id"] for r in state.fetched.values())
+    shown = served_metrics(tmp_path / "idx")
+    assert [value(shown, f"rag_follow_{name}_total", source=source) for name in ("polls", "unchanged", "added")] == [4, 1, 4]
+    assert value(shown, "rag_follow_failing_polls", source=source) == 0
+    assert value(shown, "rag_follow_last_success_timestamp_seconds", source=source) > time.time() - 3600
 
 
 def test_a_feed_that_answers_410_is_dropped_and_a_failing_one_asked_less_often(counting, tmp_path):
@@ -123,11 +141,13 @@ def test_a_feed_that_answers_410_is_dropped_and_a_failing_one_asked_less_often(c
         assert len(asked) == 1 + 2  # polls 2 and 4 ask (after 1 failure: every 2nd poll), poll 3 waits
         assert f"failed {site.base}/feed.rss: HTTP 500" in failed.stderr  # the last of them asked
         assert read_follow_state(tmp_path / "idx").sources[f"{site.base}/feed.rss"]["failures"] == 2
+        assert value(served_metrics(tmp_path / "idx"), "rag_follow_failing_polls", source=f"{site.base}/feed.rss") == 2
         site.routes["/feed.rss"] = (410, {}, b"")
         for _ in range(4):
             follow(site, tmp_path / "idx")
         row = read_follow_state(tmp_path / "idx").sources[f"{site.base}/feed.rss"]
         assert row["gone"] == 1
+        assert value(served_metrics(tmp_path / "idx"), "rag_follow_gone", source=f"{site.base}/feed.rss") == 1
         before = len(site.log)
         follow(site, tmp_path / "idx")
         assert len(site.log) == before  # a gone feed is not asked again

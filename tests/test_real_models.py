@@ -265,7 +265,7 @@ def test_a_stop_request_ends_prompt_processing_at_once_and_the_model_answers_as_
 
 def test_our_decoding_loop_answers_as_llama_cpp_does_and_branches_at_the_first_token(answerer):
     """The greedy reply is llama-cpp's own chat completion's; each alternative is a reply of its own."""
-    from rag.answer.answering import build_messages
+    from rag.answer.prompts import build_messages
 
     model = answerer.generator
     question = "Since when have the relations of both countries deepened?"
@@ -295,7 +295,7 @@ def test_our_decoding_loop_answers_as_llama_cpp_does_and_branches_at_the_first_t
 def test_sources_read_for_one_question_are_reused_by_the_next_with_the_same_answers(answerer):
     """A prompt that begins with the sources of an earlier one reads only what follows them, and
     the model's replies and leanings are the same bit for bit as when it reads everything."""
-    from rag.answer.answering import build_messages, support_messages
+    from rag.answer.prompts import build_messages, support_messages
 
     model = answerer.generator
     first, second = "How many agreements were signed?", "In which areas were agreements signed?"

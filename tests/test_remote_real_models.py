@@ -11,9 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import AGREEMENTS_DOC, SEEDS, free_port
+from conftest import AGREEMENTS_DOC, SEEDS, LiveServer, free_port
+from test_operations import scrape, value
 
 from rag.app import pipeline
+from rag.app.http.server import create_app
+from rag.app.service import AnswerService
 from rag.errors import RagError
 from rag.models.packages import resolve_model_path
 from rag.models.remote import ServerGenerator
@@ -89,6 +92,32 @@ def test_a_wrong_key_is_refused_in_one_line(server):
     with pytest.raises(RagError) as failure:
         ServerGenerator(server.url, model="m", api_key="wrong").generate([{"role": "user", "content": "Hi"}], 4)
     assert "refused the request (HTTP 401)" in str(failure.value) and "\n" not in str(failure.value)
+
+
+def test_metrics_show_the_model_servers_failovers_tokens_and_stages(server, index_dir):
+    """`rag serve`'s /metrics answering through two model-server URLs, the first one down: a
+    request that starts there fails over to the other, and the URL's password is not shown."""
+    down = f"http://rag:s3cret@127.0.0.1:{free_port()}"
+    service = AnswerService(index_dir, pipeline.make_embedder(), ServerGenerator([down, server.url], api_key=KEY))
+    live = LiveServer(create_app(service)).start()
+    try:
+        live.wait_ready(timeout=300)
+        answer = httpx.post(f"{live.url}/v1/ask", json={"question": "How many agreements were signed?"},
+                            timeout=600).json()
+        samples = scrape(live.url)
+    finally:
+        live.stop()
+    assert answer["answer"].startswith("more than 20"), answer
+    shown = down.replace(":s3cret@", ":***@")
+    failovers = value(samples, "rag_model_server_failovers_total", url=shown)
+    assert failovers >= 1 and value(samples, "rag_model_server_errors_total", url=shown) == failovers
+    assert value(samples, "rag_model_server_requests_total", url=server.url) >= 1
+    assert value(samples, "rag_model_server_errors_total", url=server.url) == 0
+    assert not any("s3cret" in str(labels) for _, labels in samples)
+    assert value(samples, "rag_model_tokens_total", kind="prompt") == answer["tokens"]["prompt"] > 0
+    assert value(samples, "rag_model_tokens_total", kind="generated") == answer["tokens"]["completion"] > 0
+    assert value(samples, "rag_answer_stage_seconds_count", stage="model") == 1
+    assert value(samples, "rag_citations_total", verified="true") >= 1
 
 
 def test_a_batch_completes_when_one_of_two_servers_is_killed_midway(server, index_dir, tmp_path):

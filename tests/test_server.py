@@ -6,50 +6,23 @@ index reloads are. tests/test_real_models.py asks the real models through a `rag
 
 import json
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from conftest import AGREEMENTS_DOC, VISIT_DOC, LiveServer
+from conftest import AGREEMENTS_DOC, VISIT_DOC, wait_for
 from fakes import FakeEmbedder, SlowGenerator
+from test_operations import scrape, value
 from typer.testing import CliRunner
 
 from rag.app.chat import REWRITE_SYSTEM
 from rag.app.cli import app as cli_app
-from rag.app.http.server import ServerSettings, create_app
 from rag.app.service import AnswerService
 from rag.quality.loadtest import run_load
 from rag.store.sqlite import build_index
 
 QUESTION = "Wie viele Kooperationsabkommen unterzeichneten beide Seiten?"
 REPLY = "Mehr als 20 Abkommen [1]."
-
-
-@pytest.fixture
-def index_dir(seeds, tmp_path):
-    target = tmp_path / "idx"
-    build_index([seeds], target, FakeEmbedder(max_tokens=256))
-    return target
-
-
-@pytest.fixture
-def serve(index_dir):
-    """serve(generator, **settings) -> a ready LiveServer over the seed index."""
-    started = []
-
-    def start(generator=None, ready=True, service=None, **settings):
-        service = service or AnswerService(index_dir, FakeEmbedder(max_tokens=256), generator or SlowGenerator(REPLY, 0.0))
-        live = LiveServer(create_app(service, ServerSettings(**settings))).start()
-        started.append(live)
-        if ready:
-            live.wait_ready()
-        live.service = service
-        return live
-
-    yield start
-    for live in started:
-        live.stop()
 
 
 def events_of(text: str) -> list[tuple[str | None, str]]:
@@ -64,14 +37,6 @@ def events_of(text: str) -> list[tuple[str | None, str]]:
 
 def status_of(live) -> dict:
     return httpx.get(f"{live.url}/v1/status", timeout=30).json()
-
-
-def wait_for(condition, what: str, timeout: float = 30) -> None:
-    """Wait until `condition()` holds: a state the test brings about, bounded for a stuck server."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        time.sleep(0.01)
 
 
 def open_request(live, body: dict):
@@ -284,11 +249,16 @@ def test_a_full_queue_answers_503_with_retry_after_and_a_new_request_never_inter
         third = httpx.post(f"{live.url}/v1/ask", json={"question": QUESTION}, timeout=30)
         assert third.status_code == 503 and int(third.headers["retry-after"]) >= 1
         assert third.json()["error"]["type"] == "unavailable_error"
+        during = scrape(live.url)  # what an operator sees meanwhile
         generator.let_go()
         first, second = first.result(), second.result()
     assert first.status_code == second.status_code == 200
     assert first.json()["answer"] == second.json()["answer"]  # neither was cut off by the other
     assert not generator.stopped.is_set()
+    assert [value(during, name) for name in ("rag_queue_running", "rag_queue_waiting", "rag_queue_capacity")] == [1, 1, 1]
+    assert value(during, "rag_queue_full_total") == 1
+    assert value(during, "rag_http_requests_total", route="/v1/ask", method="POST", status="503") == 1
+    assert value(scrape(live.url), "rag_answers_total", outcome="answered") == 2
 
 
 @pytest.mark.parametrize("parallel", [1, 3])

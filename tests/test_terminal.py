@@ -9,20 +9,11 @@ from pathlib import Path
 
 import pexpect
 import pyte
-import pytest
-from fakes import FakeEmbedder
 
-from rag.store.sqlite import build_index
 
 FAKE_RAG = str(Path(__file__).parent / "fake_rag.py")
 QUESTION = "Wie viele Kooperationsabkommen unterzeichneten beide Seiten?"
 DRAFT = "20 Abkommen [1]."  # checked: "mehr als 20 [n]" (the qualifier its quote has, the noun asked for dropped)
-
-
-@pytest.fixture
-def index_dir(seeds, tmp_path):
-    build_index([seeds], tmp_path / "idx", FakeEmbedder(max_tokens=256))
-    return tmp_path / "idx"
 
 
 def final_screen(args: list[str], env: dict) -> tuple[list[str], str]:

@@ -9,6 +9,7 @@ retrieves nothing useful, so the local model first rewrites it from the recent t
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -86,11 +87,15 @@ class ChatSession:
             on_retrieval: Callable[[RetrievalResult], None] | None = None,
             on_stage: Callable[[str], None] | None = None) -> Answer:
         with metered():  # the answer's usage counts the rewrite too
+            started = time.perf_counter()
             searched = self.standalone_question = self.standalone(question)
+            rewrite_seconds = time.perf_counter() - started
             if searched != question and on_rewrite:
                 on_rewrite(searched)
             answer = self.answerer.ask(searched, k=self.k, on_token=on_token, on_retrieval=on_retrieval,
                                        on_stage=on_stage)
+        if self.history:  # a follow-up: its rewrite is a stage of the answer
+            answer.timings["rewrite"] = rewrite_seconds
         if self.answerer.generator.stop_requested:  # a stopped answer is no part of the conversation
             return answer
         self.history.append(Turn(question, answer.answer))

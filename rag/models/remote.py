@@ -35,7 +35,7 @@ import threading
 import time
 from typing import Callable, Iterator
 
-from rag.errors import RagError
+from rag.errors import RagError, redact
 from rag.models.generation import Generation, Generator, record_usage
 
 log = logging.getLogger("rag.remote")
@@ -45,6 +45,31 @@ BACKOFF_SECONDS = 0.25  # doubled per round over all URLs
 
 class ServerUnavailable(Exception):
     """One URL could not serve the request (the next may)."""
+
+
+class ServerStats:
+    """Per model-server URL, its password stripped: requests sent, requests that failed there, and
+    failovers (a failed request tried again at another URL). Shared by a generator and its forks;
+    what `rag serve`'s /metrics reports.
+
+    >>> stats = ServerStats(["http://rag:s3cret@a:8080"])
+    >>> stats.count("http://rag:s3cret@a:8080", "requests"); stats.snapshot()
+    {'http://rag:***@a:8080': {'requests': 1, 'errors': 0, 'failovers': 0}}
+    """
+
+    KINDS = ("requests", "errors", "failovers")
+
+    def __init__(self, urls: list[str]):
+        self._lock = threading.Lock()
+        self._counts = {redact(url): dict.fromkeys(self.KINDS, 0) for url in urls}
+
+    def count(self, url: str, kind: str) -> None:
+        with self._lock:
+            self._counts.setdefault(redact(url), dict.fromkeys(self.KINDS, 0))[kind] += 1
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            return {url: dict(counts) for url, counts in self._counts.items()}
 
 
 class ServerGenerator(Generator):
@@ -66,6 +91,7 @@ class ServerGenerator(Generator):
         self._next = itertools.count()
         self._lock = threading.Lock()
         self._notes: set[str] = set()
+        self.stats = ServerStats(self.urls)
 
     @staticmethod
     def parse_urls(text: str) -> list[str]:
@@ -77,7 +103,7 @@ class ServerGenerator(Generator):
 
     @property
     def model_id(self) -> str:
-        return f"{self.model or 'server model'}@{','.join(self.urls)}"
+        return f"{self.model or 'server model'}@{','.join(map(redact, self.urls))}"
 
     @property
     def context_length(self) -> int:
@@ -86,7 +112,7 @@ class ServerGenerator(Generator):
     @property
     def runtime(self) -> str:
         """The backend, recorded in evaluation reports: answers depend on it."""
-        return f"model server {self.model or '?'} at {', '.join(self.urls)}"
+        return f"model server {self.model or '?'} at {', '.join(map(redact, self.urls))}"
 
     def fork(self) -> ServerGenerator:
         """The same servers and connections with a stop flag of its own: one per concurrent request."""
@@ -132,7 +158,11 @@ class ServerGenerator(Generator):
         import httpx
 
         failures: dict[str, str] = {}
+        failed = None  # the URL the last try failed at: this try is a failover from it
         for url, left in self._attempts():
+            if failed is not None:
+                self.stats.count(failed, "failovers")
+            self.stats.count(url, "requests")
             try:
                 timeout = httpx.Timeout(min(self.timeout, left))
                 if streaming:
@@ -148,8 +178,13 @@ class ServerGenerator(Generator):
                 failures[url] = f"no answer within {min(self.timeout, left):.0f} s"
             except httpx.TransportError as exc:
                 failures[url] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            log.warning("model server %s: %s", url, failures[url])
-        tried = "; ".join(f"{url}: {why}" for url, why in failures.items()) or "no time left to try"
+            except RagError:  # refused (a 4xx): not tried elsewhere, the others would refuse it too
+                self.stats.count(url, "errors")
+                raise
+            self.stats.count(url, "errors")
+            failed = url
+            log.warning("model server %s: %s", redact(url), failures[url])
+        tried = "; ".join(f"{redact(url)}: {why}" for url, why in failures.items()) or "no time left to try"
         raise RagError(f"no model server answered within {self.timeout:g} s ({tried})")
 
     def _check(self, response, url: str) -> None:
@@ -161,7 +196,7 @@ class ServerGenerator(Generator):
                 message = response.json()["error"]["message"]
             except (ValueError, KeyError, TypeError):
                 message = response.text[:200]
-            raise RagError(f"the model server {url} refused the request (HTTP {response.status_code}): {message}")
+            raise RagError(f"the model server {redact(url)} refused the request (HTTP {response.status_code}): {message}")
 
     # ---- the Generator interface -----------------------------------------------------------------
 
@@ -179,7 +214,7 @@ class ServerGenerator(Generator):
                 self.model = response.json()["data"][0]["id"]
                 return
             except (httpx.HTTPError, ServerUnavailable, KeyError, IndexError, ValueError) as exc:
-                failures.append(f"{url}: {type(exc).__name__}: {exc}")
+                failures.append(f"{redact(url)}: {type(exc).__name__}: {exc}")
         raise RagError(f"no model server answered ({'; '.join(failures)})")
 
     def count_tokens(self, text: str) -> int:

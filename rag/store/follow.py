@@ -26,24 +26,26 @@ class FollowState:
     fetched: dict[str, dict] = field(default_factory=dict)  # canonical address -> its row (FETCHED_COLUMNS)
 
 
-def read_state(conn, sources: list[str] | None = None) -> FollowState:
-    """The state of `sources` (all when None) and every address fetched (one row each: small)."""
+def read_state(conn, sources: list[str] | None = None, fetched: bool = True) -> FollowState:
+    """The state of `sources` (all when None) and, with `fetched`, every address fetched (one row each)."""
     state = FollowState()
     rows = conn.execute(f"SELECT source, {', '.join(SOURCE_COLUMNS)} FROM followed").fetchall()
     for row in rows:
         if sources is None or row[0] in sources:
             state.sources[row[0]] = dict(zip(SOURCE_COLUMNS, row[1:]))
-    for row in conn.execute(f"SELECT url, {', '.join(FETCHED_COLUMNS)} FROM fetched").fetchall():
+    rows = conn.execute(f"SELECT url, {', '.join(FETCHED_COLUMNS)} FROM fetched").fetchall() if fetched else []
+    for row in rows:
         state.fetched[row[0]] = dict(zip(FETCHED_COLUMNS, row[1:]))
     return state
 
 
-def read_state_if_indexed(conn, has_table: Callable[[str], bool], sources: list[str] | None) -> FollowState | None:
+def read_state_if_indexed(conn, has_table: Callable[[str], bool], sources: list[str] | None,
+                          fetched: bool = True) -> FollowState | None:
     """`read_state`, or None where the database holds no index; an index of an older format has no
     state yet (it is converted on its next write)."""
     if not has_table("meta"):
         return None
-    return read_state(conn, sources) if has_table("followed") else FollowState()
+    return read_state(conn, sources, fetched) if has_table("followed") else FollowState()
 
 
 def write_state(conn, sources: dict[str, dict], fetched: dict[str, dict]) -> None:

@@ -75,14 +75,14 @@ def remove_from_store(value: Location, doc_ids: list[str], **options) -> RemoveR
     return remove_documents(location(value), doc_ids, **options)
 
 
-def read_follow_state(value: Location, sources: list[str] | None = None):
-    """The follower's state kept in the index (`store.follow.FollowState`), or None where there is
-    no index yet; read without opening the index."""
+def read_follow_state(value: Location, sources: list[str] | None = None, fetched: bool = True):
+    """The follower's state kept in the index (`store.follow.FollowState`; the addresses it read
+    only with `fetched`), or None where there is no index yet; read without opening the index."""
     if is_database_url(value):
         from rag.store.postgres.reader import read_follow_state as read
     else:
         from rag.store.sqlite.reader import read_follow_state as read
-    return read(location(value), sources)
+    return read(location(value), sources, fetched)
 
 
 def save_follow_state(value: Location, sources: dict[str, dict], fetched: dict[str, dict], **options) -> None:

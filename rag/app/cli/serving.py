@@ -38,6 +38,17 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def start_metrics_server(registry, host: str, port: int) -> int:
+    """/metrics alone on its own port, in a daemon thread (prometheus_client's server); its port."""
+    from prometheus_client import start_http_server
+
+    try:
+        server, _ = start_http_server(port, addr=host.strip("[]"), registry=registry)
+    except OSError as exc:
+        fail(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}")
+    return server.server_port
+
+
 @app.command(epilog="Example: $ rag serve --port 8000 --api-key \"$(cat key.txt)\"")
 @friendly
 def serve(index_dir: str = IndexOption,
@@ -57,20 +68,26 @@ def serve(index_dir: str = IndexOption,
           embedder: Optional[str] = EmbedderOption,
           retrieval: str = RetrievalOption,
           llm_url: Optional[str] = LlmUrlOption,
-          llm_timeout: float = LlmTimeoutOption):
+          llm_timeout: float = LlmTimeoutOption,
+          metrics_port: Optional[int] = typer.Option(None, "--metrics-port", min=0, max=65535,
+                                                     help="Also serve /metrics alone on this port, with no key (for scrapers)."),
+          log_format: str = typer.Option("text", "--log-format", help="Log lines as 'text' or 'json' (one object a line)."),
+          log_questions: bool = typer.Option(False, "--log-questions", help="Put each question's text in its log line.")):
     """Serve answers over HTTP: native /v1/ask and OpenAI-compatible /v1/chat/completions."""
-    import logging
     import socket
 
     import uvicorn
 
     from rag.app.http.server import ServerSettings, create_app
+    from rag.app.logs import FORMATS, configure_logging
     from rag.app.service import AnswerService
     from rag.store.locations import describe, open_store
 
     if not _is_loopback(host) and not api_key:
         fail(f"refusing to listen on {host} without an API key: pass --api-key KEY (or set RAG_API_KEY), "
              "or listen on 127.0.0.1")
+    if log_format not in FORMATS:
+        fail(f"--log-format must be one of {', '.join(FORMATS)}, not {log_format!r}")
     if parallel > 1 and not pipeline.ServerChoice(llm_url).urls:
         fail("--parallel above 1 needs a model server (--llm-url): the in-process model answers one question at a time")
     open_store(index_dir)  # no index, or one of an older format: one line now, before the models load
@@ -87,9 +104,7 @@ def serve(index_dir: str = IndexOption,
         listener.bind((host.strip("[]"), port))
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S")
-    for name in ("rag.server", "uvicorn.error"):  # one line per request, and the server's own news
-        logging.getLogger(name).setLevel(logging.INFO)
+    configure_logging(log_format, ("rag.server", "uvicorn.error"))  # one line per request, and the server's own news
     failure: list[str] = []
     server: uvicorn.Server | None = None
 
@@ -97,7 +112,11 @@ def serve(index_dir: str = IndexOption,
         failure.append(message)
         server.should_exit = True
 
-    app_ = create_app(service, ServerSettings(api_key or None, max_queue, tuple(cors_origin), parallel, admin_key or None), stop_on_failure)
+    settings = ServerSettings(api_key or None, max_queue, tuple(cors_origin), parallel, admin_key or None, log_questions)
+    app_ = create_app(service, settings, stop_on_failure)
+    if metrics_port is not None:
+        scraped = start_metrics_server(app_.state.rag.metrics.registry, host, metrics_port)
+        err.print(f"rag serve: metrics at http://{host}:{scraped}/metrics (no key)", soft_wrap=True)
     server = uvicorn.Server(uvicorn.Config(app_, log_config=None, access_log=False, timeout_graceful_shutdown=5))
     bound = listener.getsockname()[1]
     err.print(f"rag serve: http://{host}:{bound} (index {describe(index_dir)}); loading models, /health says 503 until ready",

@@ -21,6 +21,7 @@ from fastapi.responses import StreamingResponse
 from rag.answer.answering import Answer
 from rag.app.chat import ChatSession
 from rag.app.http.errors import ApiError, error_body
+from rag.app.http.metrics import ServerMetrics
 from rag.app.service import AnswerService, Job, JobCancelled, ModelQueue, QueueFull
 from rag.errors import RagError
 from rag.store.base import StoreUnavailable
@@ -37,6 +38,7 @@ class ServerSettings:
     cors_origins: tuple[str, ...] = ()
     parallel: int = 1  # questions answered at once: more than 1 only through a model server, which batches
     admin_key: str | None = None  # writes (POST and DELETE /v1/documents) need it; reads take it too
+    log_questions: bool = False  # the question's text in the log line (off: it may be personal)
 
 
 @dataclass
@@ -45,6 +47,11 @@ class ServerState:
     settings: ServerSettings
     queue: ModelQueue
     load_error: str | None = None  # why loading the models or the index failed, once it has
+    metrics: ServerMetrics | None = None
+
+    def __post_init__(self) -> None:
+        if self.metrics is None:
+            self.metrics = ServerMetrics(self)
 
 
 def server_state(request: Request) -> ServerState:
@@ -95,6 +102,7 @@ def submit(state: ServerState, work) -> Job:
     try:
         return state.queue.submit(Job(work, state.service.generator.fork()))
     except QueueFull as exc:
+        state.metrics.queue_full.inc()
         raise ApiError(503, str(exc), {"Retry-After": str(retry_after(state.queue))}) from None
 
 
@@ -126,15 +134,12 @@ async def result_of(request: Request, job: Job):
         while not job.result.done():
             await asyncio.wait({job.result}, timeout=DISCONNECT_POLL_SECONDS)
             if not job.result.done() and await request.is_disconnected():
-                job.cancel()
-                request.state.client_left = True
+                client_left(request, job)
                 raise ApiError(499, "the client closed the connection")
     except asyncio.CancelledError:
         job.cancel()
         raise
-    finally:
-        request.state.queue_seconds = job.queue_seconds
-    return job_value(job)
+    return settled(request, job)
 
 
 def emitter(events: asyncio.Queue):
@@ -156,18 +161,40 @@ async def follow(request: Request, job: Job, events: asyncio.Queue):
             if job.result.done() and events.empty():
                 break
             if await request.is_disconnected():
-                request.state.client_left = True
-                job.cancel()
+                client_left(request, job)
                 return
-        request.state.queue_seconds = job.queue_seconds
         try:
-            yield "result", job_value(job)
+            yield "result", settled(request, job)
         except ApiError as exc:
             yield "error", error_body(exc.status, exc.message)
     finally:
         if not job.result.done():
-            request.state.client_left = True
-            job.cancel()
+            client_left(request, job)
+
+
+def client_left(request: Request, job: Job) -> None:
+    """The client went away: the job is cancelled, and counted and logged as such (once)."""
+    if getattr(request.state, "client_left", False):
+        return
+    request.state.client_left = True
+    request.state.queue_seconds = job.queue_seconds
+    job.cancel()
+    server_state(request).metrics.observe_failure(499, job.queue_seconds if job.started else None)
+
+
+def settled(request: Request, job: Job):
+    """What a finished job returned, or the ApiError its client gets; counted in the metrics, and
+    kept on the request for its log line."""
+    metrics = server_state(request).metrics
+    request.state.queue_seconds = job.queue_seconds
+    try:
+        value = job_value(job)
+    except ApiError as exc:
+        metrics.observe_failure(exc.status, job.queue_seconds if job.started else None)
+        raise
+    request.state.answer = value[0]
+    metrics.observe_answer(value[0], job.queue_seconds)
+    return value
 
 
 def job_value(job: Job):

@@ -1,4 +1,4 @@
-"""ASGI middleware of `rag serve`: request ids and log lines, JSON by default, the body limit."""
+"""ASGI middleware of `rag serve`: request ids, log lines and request metrics, JSON by default, the body limit."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 import uuid
 
 from rag.app.http.errors import error_response
+from rag.app.http.metrics import answer_stages
 
 log = logging.getLogger("rag.server")
 
@@ -18,10 +19,13 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 class RequestLog:
     """Gives every request an id (the client's `X-Request-ID` when it is sane), echoes it in the
-    response, and logs one line per request once its response is complete."""
+    response, and once its response is complete counts it in the metrics and logs one line. The
+    line's fields ride on the log record (`fields`, see `request_fields`): JSON logs print them
+    all, text logs the usual line."""
 
-    def __init__(self, app):
+    def __init__(self, app, state=None):
         self.app = app
+        self.state = state  # jobs.ServerState: its metrics and settings
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -37,10 +41,16 @@ class RequestLog:
             if status["logged"]:
                 return
             status["logged"] = True
+            seconds = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or "unmatched"  # a template: bounded
+            if self.state is not None:
+                self.state.metrics.observe_request(route, scope["method"], status["code"], seconds)
+            log_questions = self.state is not None and self.state.settings.log_questions
+            fields = request_fields(request_id, scope["method"], route, status["code"], seconds, state, log_questions)
             wait = state.get("queue_seconds")
-            log.info("%s %s %s %d %.3fs%s%s", request_id, scope["method"], scope["path"], status["code"],
-                     time.perf_counter() - started, "" if wait is None else f" queue={wait:.3f}s",
-                     " (client left)" if state.get("client_left") else "")
+            log.info("%s %s %s %d %.3fs%s%s", request_id, scope["method"], scope["path"], status["code"], seconds,
+                     "" if wait is None else f" queue={wait:.3f}s", " (client left)" if state.get("client_left") else "",
+                     extra={"fields": fields})
 
         async def send_with_id(message):
             if message["type"] == "http.response.start":
@@ -54,6 +64,31 @@ class RequestLog:
             await self.app(scope, receive, send_with_id)
         finally:  # also when the client left before the response was complete
             line()
+
+
+def request_fields(request_id: str, method: str, route: str, status: int, seconds: float, state: dict,
+                   log_questions: bool = False) -> dict:
+    """A request's log fields: never the key (headers are not logged) nor, unless asked, the question.
+
+    >>> request_fields("a1", "GET", "/health", 200, 0.0012, {})
+    {'request_id': 'a1', 'method': 'GET', 'route': '/health', 'status': 200, 'seconds': 0.001}
+    """
+    fields = {"request_id": request_id, "method": method, "route": route, "status": status, "seconds": round(seconds, 3)}
+    if state.get("queue_seconds") is not None:
+        fields["queue_seconds"] = round(state["queue_seconds"], 3)
+    if state.get("client_left"):
+        fields["client_left"] = True
+    answer = state.get("answer")
+    if answer is not None:
+        verified = sum(1 for c in answer.citations if c.verified)
+        fields.update({"stages": {k: round(v, 3) for k, v in answer_stages(answer.timings).items()},
+                       "tokens": {"prompt": answer.usage.prompt, "cached": answer.usage.cached,
+                                  "generated": answer.usage.completion},
+                       "abstained": answer.abstained, "withdrawal": answer.withdrawal_kind,
+                       "citations": len(answer.citations), "verified_citations": verified})
+        if log_questions:
+            fields["question"] = answer.question
+    return fields
 
 
 class JsonByDefault:

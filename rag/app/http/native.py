@@ -1,6 +1,7 @@
 """The native routes: health, status, models, search, documents and ask (`rag ask --json` over HTTP).
 
     GET  /health                 200 {"status": "ok"} once loaded, 503 while loading; no key
+    GET  /metrics                Prometheus' text format (app/http/metrics.py); the key, when one is set
     GET  /v1/status              models, index, queue
     GET  /v1/models              OpenAI's list shape
     POST /v1/search              retrieval only, no model call
@@ -16,7 +17,7 @@ import asyncio
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from rag.app.chat import Turn
 from rag.app.http.errors import ApiError, error_response
@@ -37,6 +38,7 @@ from rag.app.http.schemas import AskRequest, SearchRequest
 from rag.search.retrieval import RetrievalResult
 
 health = APIRouter()
+metrics = APIRouter(dependencies=[Depends(require_key)])
 v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
 
 
@@ -62,6 +64,14 @@ async def health_check(state: ServerState = Depends(server_state)):
     if not state.service.ready:
         return error_response(503, "loading", {"Retry-After": "5"})
     return {"status": "ok"}
+
+
+@metrics.get("/metrics")
+async def prometheus_metrics(state: ServerState = Depends(server_state)):
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    body = await anyio.to_thread.run_sync(generate_latest, state.metrics.registry)  # reads the index
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 @v1.get("/status")

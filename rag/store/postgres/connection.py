@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from rag.errors import RagError
+from rag.errors import RagError, redact  # noqa: F401 (redact: this store's messages, and its callers')
 from rag.store.base import StoreUnavailable
 
 SCHEMES = ("postgresql://", "postgres://")
@@ -30,15 +30,6 @@ CONNECT_TIMEOUT_SECONDS = 10
 
 def is_database_url(location: object) -> bool:
     return isinstance(location, str) and location.startswith(SCHEMES)
-
-
-def redact(url: str) -> str:
-    """The URL without its password: what every message and log line shows."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def split_schema(url: str) -> tuple[str, str]:

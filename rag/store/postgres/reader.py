@@ -39,7 +39,7 @@ def stored_meta(url: str) -> dict[str, str]:
         conn.close()
 
 
-def read_follow_state(url: str, sources: list[str] | None) -> FollowState | None:
+def read_follow_state(url: str, sources: list[str] | None, fetched: bool = True) -> FollowState | None:
     """The follower's state alone, None where there is no index: two small tables, read without
     opening the index."""
     import psycopg
@@ -47,7 +47,7 @@ def read_follow_state(url: str, sources: list[str] | None) -> FollowState | None
     conn = connect(url, read_only=True)[0]
     has_table = lambda name: conn.execute("SELECT to_regclass(?) IS NOT NULL", (name,)).fetchone()[0]
     try:
-        return read_state_if_indexed(conn, has_table, sources)
+        return read_state_if_indexed(conn, has_table, sources, fetched)
     except psycopg.Error as exc:
         raise RagError(f"the index at {redact(url)} cannot be read ({first_line(exc)})") from None
     finally:

@@ -31,7 +31,7 @@ def open_index(index_dir: Path, embedder_id: str | None = None) -> "Index":
     return Index(index_dir, embedder_id)
 
 
-def read_follow_state(index_dir: Path, sources: list[str] | None) -> FollowState | None:
+def read_follow_state(index_dir: Path, sources: list[str] | None, fetched: bool = True) -> FollowState | None:
     """The follower's state alone, None where there is no index: two small tables read over a
     plain connection, without opening the index (which would load every vector)."""
     database = Path(index_dir) / DATABASE
@@ -40,7 +40,7 @@ def read_follow_state(index_dir: Path, sources: list[str] | None) -> FollowState
     with closing(sqlite3.connect(database, timeout=60)) as conn:
         has_table = lambda name: bool(conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone())
         try:
-            return read_state_if_indexed(conn, has_table, sources)
+            return read_state_if_indexed(conn, has_table, sources, fetched)
         except sqlite3.DatabaseError as exc:
             raise RagError(f"the index at {index_dir} cannot be read ({exc})") from None
 
