@@ -15,7 +15,7 @@ LLAMA_STAMP := $(VENV)/.llama-$(shell echo '$(LLAMA_PIN) $(LLAMA_CMAKE_ARGS)' | 
 BUILD_LLAMA := CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --progress-bar off --no-cache-dir
 MARK_LLAMA := rm -f $(VENV)/.llama-* && touch $(LLAMA_STAMP)
 
-.PHONY: install demo test test-fast eval bench clean browser screenshots
+.PHONY: install demo test test-fast eval bench clean browser promtool screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,7 +35,7 @@ demo: install
 	$(BIN)/rag index
 	$(BIN)/rag ask "How many agreements were signed?"
 
-test: install browser
+test: install browser promtool
 	$(BIN)/python -m pytest -q -rs --durations=25
 
 # The page's tests need a real browser: Debian's chromium, installed when missing and we may (root).
@@ -43,6 +43,12 @@ browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 		&& apt-get update -q && apt-get install -y -q chromium; } \
 		|| echo "note: no chromium, so the browser tests will be skipped: apt-get install -y chromium (as root)"
+
+# The alert rules' checks need promtool: Debian's prometheus package (no daemon is started), likewise.
+promtool:
+	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get install -y -q --no-install-recommends prometheus; } \
+		|| echo "note: no promtool, so the alert rules' checks will be skipped: apt-get install -y prometheus (as root)"
 
 # The README's pictures of the page (light, dark, phone), from a real answer of the default models.
 screenshots: install browser

@@ -42,6 +42,7 @@ STAGE_OF_TIMING = {
     "total": "total",
 }
 STAGES = ("rewrite", "retrieval", "model", "check", "retry", "total")
+WITHDRAWAL_KINDS = ("ungrounded_numbers", "unsupported", "weak_support")  # answer.Answer.withdrawal_kind
 SECONDS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160)
 
 
@@ -81,10 +82,12 @@ class ServerMetrics:
                                     buckets=SECONDS_BUCKETS, registry=r)
         self.queue_full = Counter("rag_queue_full", "Questions refused with 503 because the queue was full",
                                   registry=r)
-        for outcome in ("answered", "withdrawn", "failed", "cancelled"):
-            self.answers.labels(outcome)  # every outcome from the start: a rate over a missing series is no rate
-        for verified in ("true", "false"):
-            self.citations.labels(verified)
+        # Every known label value from the start: a rate over a series that does not exist yet is no rate.
+        for counter, values in ((self.answers, ("answered", "withdrawn", "failed", "cancelled")),
+                                (self.withdrawn, WITHDRAWAL_KINDS), (self.citations, ("true", "false")),
+                                (self.tokens, ("prompt", "cached", "generated")), (self.stage_seconds, STAGES)):
+            for value in values:
+                counter.labels(value)
         r.register(LiveState(state))
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
