@@ -118,18 +118,21 @@ def wait_for(condition, what: str, timeout: float = 30) -> None:
 class LiveServer:
     """A real uvicorn server in a thread, on a port the OS picked."""
 
-    def __init__(self, app):
+    def __init__(self, app, draining: bool = False):
         import socket
         import threading
 
         import uvicorn
 
+        from rag.app.http.server import DrainingServer
+
         self.socket = socket.socket()
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.socket.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False,
-                                                    timeout_graceful_shutdown=1))
+        # draining: as `rag serve` runs it (a stop signal drains); else stopped at once by the test
+        self.server = DrainingServer(app) if draining else \
+            uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=1))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
 
     def start(self) -> "LiveServer":
@@ -172,10 +175,10 @@ def serve(index_dir):
 
     started = []
 
-    def start(generator=None, ready=True, service=None, **settings):
+    def start(generator=None, ready=True, service=None, draining=False, **settings):
         service = service or AnswerService(index_dir, FakeEmbedder(max_tokens=256),
                                            generator or SlowGenerator("Mehr als 20 Abkommen [1].", 0.0))
-        live = LiveServer(create_app(service, ServerSettings(**settings))).start()
+        live = LiveServer(create_app(service, ServerSettings(**settings)), draining).start()
         started.append(live)
         if ready:
             live.wait_ready()

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from conftest import AGREEMENTS_DOC, SEEDS, LiveServer, free_port
 from test_operations import scrape, value
+from test_restarts import sigterm_during_a_streamed_answer
 
 from rag.app import pipeline
 from rag.app.http.server import create_app
@@ -118,6 +119,17 @@ def test_metrics_show_the_model_servers_failovers_tokens_and_stages(server, inde
     assert value(samples, "rag_model_tokens_total", kind="generated") == answer["tokens"]["completion"] > 0
     assert value(samples, "rag_answer_stage_seconds_count", stage="model") == 1
     assert value(samples, "rag_citations_total", verified="true") >= 1
+
+
+def test_sigterm_mid_answer_through_a_model_server_lets_it_finish_then_exits_0(server, index_dir, tmp_path):
+    rag = Path(sys.executable).parent / "rag"
+    command = [str(rag), "serve", "--index", str(index_dir), "--llm-url", server.url,
+               "--grace-seconds", "600"]  # a slow machine's answer finishes: the grace's end is tested with fakes
+    events, status, log = sigterm_during_a_streamed_answer(command, tmp_path, "How many agreements were signed?",
+                                                           RAG_LLM_API_KEY=KEY)
+    assert [name for name, _ in events][-2:] == ["answer", "done"], events[-3:]
+    assert json.loads(dict(events)["answer"])["answer"].startswith("more than 20")
+    assert status == 0 and "stopping: 1 answers in flight" in log, log[-2000:]
 
 
 def test_a_batch_completes_when_one_of_two_servers_is_killed_midway(server, index_dir, tmp_path):

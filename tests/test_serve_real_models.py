@@ -1,6 +1,7 @@
 """`rag serve` as a user starts it: a separate process with the real default models, asked over
 HTTP as curl asks and through the official `openai` package."""
 
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import AGREEMENTS_DOC, SEEDS, free_port, stop_server, wait_until_healthy
+from test_restarts import sigterm_during_a_streamed_answer
 
 from rag.app import pipeline
 from rag.store.sqlite import build_index
@@ -18,10 +20,15 @@ QUESTION = "How many agreements were signed?"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def index_dir(tmp_path_factory):
+    target = tmp_path_factory.mktemp("serve-index") / "seeds"
+    build_index([SEEDS], target, pipeline.make_embedder())
+    return target
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, index_dir):
     folder = tmp_path_factory.mktemp("serve")
-    index_dir = folder / "seeds"
-    build_index([SEEDS], index_dir, pipeline.make_embedder())
     port = free_port()
     rag = Path(sys.executable).parent / "rag"
     process = subprocess.Popen([str(rag), "serve", "--index", str(index_dir), "--port", str(port)],
@@ -107,3 +114,14 @@ def test_chat_completions_stream_the_real_answer_with_its_citations_once(server)
     verified = [c for c in citations if c["verified"]]
     document = httpx.get(f"{server}/v1/documents/{AGREEMENTS_DOC}").json()
     assert verified and all(document["text"][c["start"]:c["end"]] == c["quote"] for c in verified)
+
+
+def test_sigterm_mid_answer_lets_the_answer_finish_then_exits_0(index_dir, tmp_path):
+    rag = Path(sys.executable).parent / "rag"
+    events, status, log = sigterm_during_a_streamed_answer([str(rag), "serve", "--index", str(index_dir),
+                                                            "--grace-seconds", "600"], tmp_path,
+                                                           QUESTION)
+    names = [name for name, _ in events]
+    assert names[-2:] == ["answer", "done"], events[-3:]
+    assert json.loads(dict(events)["answer"])["answer"].startswith("more than 20")
+    assert status == 0 and "stopping: 1 answers in flight" in log, log[-2000:]

@@ -219,10 +219,19 @@ class ModelQueue:
         self._arrived = asyncio.Event()
         self._tasks = [asyncio.get_running_loop().create_task(self._work()) for _ in range(self.workers)]
 
+    def cancel_all(self) -> int:
+        """Cancel every job, stopping the running ones' model calls; how many there were."""
+        jobs = [job for job in [*self.running, *self._waiting] if not job.cancelled.is_set()]
+        for job in jobs:
+            job.cancel()
+        return len(jobs)
+
+    def idle(self) -> bool:
+        return not self.running and not self.waiting()
+
     async def stop(self) -> None:
         """Cancel every job, stopping the running one's model call, and end the worker."""
-        for job in [*self.running, *self._waiting]:
-            job.cancel()
+        self.cancel_all()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from rag.quality.evaluation import latency_summary
 
@@ -25,6 +26,7 @@ class Outcome:
     answer: str | None = None
     error: str | None = None
     server: str = ""  # which of the URLs answered it
+    retried_from: str | None = None  # the replica that refused it first (connection refused or 503), with retry_other
 
 
 @dataclass
@@ -47,22 +49,25 @@ class LoadReport:
         return {"requests": len(self.outcomes), "concurrency": self.concurrency, "statuses": self.statuses,
                 "answered": len(answered), "wall_seconds": round(self.wall_seconds, 3),
                 "answered_by": dict(sorted(Counter(o.server for o in answered).items())),
+                "retried": sum(1 for o in self.outcomes if o.retried_from),
                 "answers_per_minute": round(60 * len(answered) / self.wall_seconds, 2) if self.wall_seconds else None,
                 "latency_seconds": latency_summary([o.seconds for o in answered]) if answered else None,
                 "queue_seconds": latency_summary(waits) if waits else None}
 
 
-def run_load(url: str | list[str], questions: list[str], concurrency: int = 4, api_key: str | None = None,
-             timeout: float = 600.0) -> LoadReport:
+def run_load(url: str | list[str], questions: Iterable[str], concurrency: int = 4, api_key: str | None = None,
+             timeout: float = 600.0, retry_other: bool = False) -> LoadReport:
     """POST each question to `url`/v1/ask, `concurrency` at a time; one Outcome per question, in order.
-    Several URLs (replicas) take the questions in turn, as a round-robin load balancer would."""
+    `questions` may be a stream (lines as they come): each is asked once it arrives.
+    Several URLs (replicas) take the questions in turn, as a round-robin load balancer would; with
+    `retry_other`, a question refused by one (no connection, or 503) is asked once of the next, as
+    a client behind a balancer retries during a rolling restart."""
     urls = [url] if isinstance(url, str) else list(url)
     import httpx
 
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
-    def ask(client: httpx.Client, number: int, question: str) -> Outcome:
-        server = urls[number % len(urls)]
+    def ask_at(client: httpx.Client, server: str, question: str) -> Outcome:
         started = time.perf_counter()
         try:
             response = client.post(f"{server.rstrip('/')}/v1/ask", json={"question": question}, headers=headers)
@@ -74,6 +79,14 @@ def run_load(url: str | list[str], questions: list[str], concurrency: int = 4, a
         body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
         return Outcome(question, response.status_code, seconds, float(wait) if wait else None,
                        body.get("answer"), (body.get("error") or {}).get("message"), server)
+
+    def ask(client: httpx.Client, number: int, question: str) -> Outcome:
+        first = ask_at(client, urls[number % len(urls)], question)
+        if not retry_other or len(urls) < 2 or first.status not in (0, 503):
+            return first
+        second = ask_at(client, urls[(number + 1) % len(urls)], question)
+        second.retried_from, second.seconds = first.server, first.seconds + second.seconds
+        return second
 
     started = time.perf_counter()
     with httpx.Client(timeout=timeout, limits=httpx.Limits(max_connections=concurrency)) as client, \

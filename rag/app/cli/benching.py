@@ -231,21 +231,31 @@ def bench_answers(xquad: Path = typer.Option(XQUAD_DEFAULT, "--xquad", help="Fol
 def bench_http(url: str = typer.Option("http://127.0.0.1:8000", "--url", help="A running `rag serve`; several "
                                        "replicas comma-separated take the questions in turn (round robin)."),
                question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--set",
-                                                 help="Questions: .jsonl, .txt or .csv, as for `rag batch`."),
+                                                 help="Questions: .jsonl, .txt or .csv, as for `rag batch`; "
+                                                 "'-': one a line from stdin, asked as they come, until it closes."),
                concurrency: int = typer.Option(4, "--concurrency", min=1, max=64, help="Requests in flight at once."),
                limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N questions."),
                api_key: Optional[str] = typer.Option(None, "--api-key", envvar="RAG_API_KEY"),
+               retry_other: bool = typer.Option(False, "--retry-other", help="Ask a question refused by one replica "
+                                                "(no connection, or 503) once of the next, as a client would."),
                report: Optional[Path] = typer.Option(None, "--json", help="Also write the summary and outcomes as JSON.")):
     """A bounded load test of `rag serve`: answers per minute, latency and queue wait, every status."""
+    import itertools
+    import sys
     from dataclasses import asdict
 
     from rag.app.batch import read_questions
     from rag.fileio import atomic_write_json
     from rag.quality.loadtest import run_load
 
-    questions, _ = read_questions(question_set)
-    load = run_load([u.strip() for u in url.split(",") if u.strip()], [q.question for q in questions[:limit]],
-                    concurrency, api_key)
+    if str(question_set) == "-":  # a steady stream: each line is asked as it arrives
+        asked = itertools.islice((line.strip() for line in sys.stdin if line.strip()), limit)
+    else:
+        asked = [q.question for q in read_questions(question_set)[0][:limit]]
+    load = run_load([u.strip() for u in url.split(",") if u.strip()], asked, concurrency, api_key,
+                    retry_other=retry_other)
+    if not load.outcomes:
+        fail("no questions were asked")
     summary = load.summary()
     if not summary["answered"] and all(o.status == 0 for o in load.outcomes):
         fail(f"no answer from {url}: {load.outcomes[0].error}")
@@ -253,6 +263,8 @@ def bench_http(url: str = typer.Option("http://127.0.0.1:8000", "--url", help="A
               f"{summary['answered']} answered ({summary['answers_per_minute']} per minute), statuses {summary['statuses']}")
     if len(summary["answered_by"]) > 1:
         out.print("  answered by: " + ", ".join(f"{server} {n}" for server, n in summary["answered_by"].items()))
+    if summary["retried"]:
+        out.print(f"  {summary['retried']} refused by one replica and asked again of the next")
     for name in ("latency_seconds", "queue_seconds"):
         if summary[name]:
             out.print(f"  {name.replace('_seconds', '')}: median {summary[name]['median']:.2f} s, "

@@ -72,13 +72,13 @@ def serve(index_dir: str = IndexOption,
           metrics_port: Optional[int] = typer.Option(None, "--metrics-port", min=0, max=65535,
                                                      help="Also serve /metrics alone on this port, with no key (for scrapers)."),
           log_format: str = typer.Option("text", "--log-format", help="Log lines as 'text' or 'json' (one object a line)."),
-          log_questions: bool = typer.Option(False, "--log-questions", help="Put each question's text in its log line.")):
+          log_questions: bool = typer.Option(False, "--log-questions", help="Put each question's text in its log line."),
+          grace_seconds: float = typer.Option(30.0, "--grace-seconds", min=0,
+                                              help="On SIGTERM: seconds the answers in flight may take to finish.")):
     """Serve answers over HTTP: native /v1/ask and OpenAI-compatible /v1/chat/completions."""
     import socket
 
-    import uvicorn
-
-    from rag.app.http.server import ServerSettings, create_app
+    from rag.app.http.server import DrainingServer, ServerSettings, create_app
     from rag.app.logs import FORMATS, configure_logging
     from rag.app.service import AnswerService
     from rag.store.locations import describe, open_store
@@ -106,18 +106,19 @@ def serve(index_dir: str = IndexOption,
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
     configure_logging(log_format, ("rag.server", "uvicorn.error"))  # one line per request, and the server's own news
     failure: list[str] = []
-    server: uvicorn.Server | None = None
+    server: DrainingServer | None = None
 
     def stop_on_failure(message: str) -> None:
         failure.append(message)
         server.should_exit = True
 
-    settings = ServerSettings(api_key or None, max_queue, tuple(cors_origin), parallel, admin_key or None, log_questions)
+    settings = ServerSettings(api_key or None, max_queue, tuple(cors_origin), parallel, admin_key or None, log_questions,
+                              grace_seconds)
     app_ = create_app(service, settings, stop_on_failure)
     if metrics_port is not None:
         scraped = start_metrics_server(app_.state.rag.metrics.registry, host, metrics_port)
         err.print(f"rag serve: metrics at http://{host}:{scraped}/metrics (no key)", soft_wrap=True)
-    server = uvicorn.Server(uvicorn.Config(app_, log_config=None, access_log=False, timeout_graceful_shutdown=5))
+    server = DrainingServer(app_)
     bound = listener.getsockname()[1]
     err.print(f"rag serve: http://{host}:{bound} (index {describe(index_dir)}); loading models, /health says 503 until ready",
               soft_wrap=True)

@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ from rag.store.base import StoreUnavailable
 log = logging.getLogger("rag.server")
 
 DISCONNECT_POLL_SECONDS = 0.1  # how often a waiting request checks that its client is still there
+ENDING_SECONDS = 10  # after the grace: how long ended answers may take to stop before the server exits anyway
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class ServerSettings:
     parallel: int = 1  # questions answered at once: more than 1 only through a model server, which batches
     admin_key: str | None = None  # writes (POST and DELETE /v1/documents) need it; reads take it too
     log_questions: bool = False  # the question's text in the log line (off: it may be personal)
+    grace_seconds: float = 30.0  # on SIGTERM: how long answers in flight may take to finish
 
 
 @dataclass
@@ -48,10 +51,36 @@ class ServerState:
     queue: ModelQueue
     load_error: str | None = None  # why loading the models or the index failed, once it has
     metrics: ServerMetrics | None = None
+    stopping_since: float | None = None  # monotonic time of the stop signal: draining since then
+    forced: bool = False  # the answers still in flight were ended (a second signal, or the grace ran out)
 
     def __post_init__(self) -> None:
         if self.metrics is None:
             self.metrics = ServerMetrics(self)
+
+    @property
+    def stopping(self) -> bool:
+        return self.stopping_since is not None
+
+    def begin_stop(self) -> None:
+        """Readiness and new questions answer 503 from now on; the answers in flight go on."""
+        self.stopping_since = time.monotonic()
+        queue = self.queue.snapshot()
+        log.warning("stopping: %d answers in flight and %d waiting may finish within %g s; new questions get 503",
+                    queue["running"], queue["waiting"], self.settings.grace_seconds)
+
+    def force_stop(self, why: str = "a second stop signal") -> None:
+        if not self.forced:
+            self.forced = True
+            ended = self.queue.cancel_all()
+            log.warning("stopping now (%s): %d answers in flight ended with an error", why, ended)
+
+    def drained(self) -> bool:
+        """While stopping: True once no answer is in flight (the grace ending them first if it runs out)."""
+        waited = time.monotonic() - self.stopping_since
+        if waited > self.settings.grace_seconds:
+            self.force_stop(f"the grace of {self.settings.grace_seconds:g} s ran out")
+        return self.queue.idle() or (self.forced and waited > self.settings.grace_seconds + ENDING_SECONDS)
 
 
 def server_state(request: Request) -> ServerState:
@@ -89,8 +118,11 @@ def require_admin(request: Request) -> None:
 
 
 def require_ready(request: Request) -> None:
-    """503 while the models load, or for good when loading failed."""
+    """503 while the models load, for good when loading failed, and once the server is stopping
+    (a client or load balancer asks another replica)."""
     state = server_state(request)
+    if state.stopping:
+        raise ApiError(503, "this server is stopping; ask another replica", {"Retry-After": "1", "Connection": "close"})
     if state.load_error:
         raise ApiError(503, f"the service could not load: {state.load_error}")
     if not state.service.ready:
@@ -191,6 +223,9 @@ def settled(request: Request, job: Job):
         value = job_value(job)
     except ApiError as exc:
         metrics.observe_failure(exc.status, job.queue_seconds if job.started else None)
+        if exc.status == 499 and server_state(request).forced:  # ended by the stop, not by its client
+            raise ApiError(503, "the server stopped before this answer was done; ask again",
+                           {"Retry-After": "1"}) from None
         raise
     request.state.answer = value[0]
     metrics.observe_answer(value[0], job.queue_seconds)

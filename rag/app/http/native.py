@@ -1,6 +1,6 @@
 """The native routes: health, status, models, search, documents and ask (`rag ask --json` over HTTP).
 
-    GET  /health                 200 {"status": "ok"} once loaded, 503 while loading; no key
+    GET  /health                 200 {"status": "ok"} once loaded, 503 while loading or stopping; no key
     GET  /metrics                Prometheus' text format (app/http/metrics.py); the key, when one is set
     GET  /v1/status              models, index, queue
     GET  /v1/models              OpenAI's list shape
@@ -61,6 +61,8 @@ def retrieval_json(result: RetrievalResult, documents=None) -> list[dict]:
 async def health_check(state: ServerState = Depends(server_state)):
     if state.load_error:
         return error_response(503, f"failed: {state.load_error}")
+    if state.stopping:
+        return error_response(503, "stopping", {"Retry-After": "1", "Connection": "close"})
     if not state.service.ready:
         return error_response(503, "loading", {"Retry-After": "5"})
     return {"status": "ok"}

@@ -18,6 +18,7 @@ import threading
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
+import uvicorn
 from fastapi import FastAPI
 
 from rag.app.http import chat_completions, native, page, writes
@@ -30,7 +31,8 @@ from rag.store.locations import describe
 
 log = logging.getLogger("rag.server")
 
-__all__ = ["ServerSettings", "create_app"]
+__all__ = ["DrainingServer", "ServerSettings", "create_app"]
+FLUSH_SECONDS = 10  # once drained: how long uvicorn waits for responses still being written (a stream's last events)
 
 
 def create_app(service: AnswerService, settings: ServerSettings = ServerSettings(),
@@ -78,3 +80,31 @@ def create_app(service: AnswerService, settings: ServerSettings = ServerSettings
     app.include_router(chat_completions.router)
     app.include_router(page.router)
     return app
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, stopping as a replica behind a load balancer should. The first SIGTERM or
+    Ctrl-C starts a drain: `/health` and every new question answer 503 at once (the balancer and
+    the client go to another replica), while the answers in flight, streams included, go on. Once
+    none is left the server exits, 0. A second signal, or `grace_seconds` running out, ends the
+    remaining ones with a clear error (a 503, an `error` event in a stream) and exits.
+
+    uvicorn's own handling would close the socket at once and, after the exit, raise the signal
+    again (the process then ends by it, not with 0); this one does neither.
+    """
+
+    def __init__(self, app: FastAPI, **config) -> None:
+        self.rag: ServerState = app.state.rag
+        super().__init__(uvicorn.Config(app, log_config=None, access_log=False,
+                                        timeout_graceful_shutdown=FLUSH_SECONDS, **config))
+
+    def handle_exit(self, sig, frame) -> None:  # called in the main thread, between two steps of the loop
+        if not self.rag.stopping:
+            self.rag.begin_stop()
+        else:
+            self.rag.force_stop()
+
+    async def on_tick(self, counter: int) -> bool:  # every 0.1 s: True ends the server
+        if self.rag.stopping and self.rag.drained():
+            return True
+        return await super().on_tick(counter)
