@@ -15,6 +15,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from rag.answer.answering import AnswerSettings
@@ -68,7 +69,7 @@ def web_fetcher(delay: float, contact: str | None, allow_private: bool):
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> None:
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)  # a message's [brackets] are text
     raise typer.Exit(code)
 
 
