@@ -108,9 +108,13 @@ class Replica:
         return queue["running"] + queue["waiting"]
 
     def terminate(self) -> int:
-        """SIGTERM, as systemd or Kubernetes stops a replica; its exit status."""
+        """SIGTERM, as systemd or Kubernetes stops a replica; its exit status (killed after 60 s)."""
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(60)
+        try:
+            return self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
 
     def lines(self, run: int) -> list[dict]:
         return [json.loads(line) for line in self.logs[run].read_text().splitlines() if line.startswith("{")]
@@ -148,9 +152,11 @@ def test_two_replicas_on_one_postgresql_index_restarted_in_turn_under_load_lose_
         finally:
             stop.set()
             feeder.join(10)
-            printed = bench.communicate(timeout=300)[0]  # closes its stdin: the stream ends, the bench stops
-            for replica in replicas:
-                replica.terminate()
+            try:
+                printed = bench.communicate(timeout=300)[0]  # closes its stdin: the stream ends, the bench stops
+            finally:
+                for replica in replicas:
+                    replica.terminate()
     assert bench.returncode == 0, printed
     report = json.loads((tmp_path / "load.json").read_text())
     assert report["summary"]["statuses"] == {"200": len(fed)}, printed  # zero failed answers
