@@ -126,6 +126,7 @@ def test_piped_ask_prints_only_the_checked_answer(fakes, seeds, tmp_path):
     assert result.exit_code == 0, result.output
     assert re.match(r"mehr als 20 \[\d\]\n\nSources:\n", result.stdout)
     assert "20 Abkommen" not in result.stdout  # the model's draft is not a second answer
+    assert "As of 2025-09-02 (the newest article cited)" in result.stdout
 
 
 def test_a_withdrawn_answer_is_the_refusal_and_one_line_saying_why(fakes, seeds, tmp_path):

@@ -116,6 +116,7 @@ def test_the_answer_streams_token_by_token_and_is_announced_once(server, opened)
     final = answer_json(server)
     assert page.inner_text(".answer-text") == final["answer"]
     assert recorded["announced"] == [f"Answer: {final['answer']}"]  # once, when finished
+    assert page.inner_text(".as-of") == f"As of {final['as_of']} (the newest article cited)"
 
 
 def test_chips_come_from_the_verified_citations_and_show_their_quote(server, opened):

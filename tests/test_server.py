@@ -102,6 +102,7 @@ def test_ask_returns_the_cli_json_object_with_a_verified_citation_a_client_can_c
     assert "20" in answer["answer"] and not answer["abstained"]
     [citation] = answer["citations"]
     assert citation["doc_id"] == AGREEMENTS_DOC and citation["verified"]
+    assert answer["as_of"] == citation["date"] == "2025-09-02"  # the newest article cited
     text = httpx.get(f"{live.url}/v1/documents/{AGREEMENTS_DOC}").json()["text"]
     assert text[citation["start"]:citation["end"]] == citation["quote"]
     assert float(response.headers["x-queue-seconds"]) >= 0

@@ -100,6 +100,11 @@ class Answer:
         return self.finish_reason == "length"
 
     @property
+    def as_of(self) -> str | None:
+        """The newest date among the articles its verified citations quote: what the answer is as of."""
+        return max((c.date for c in self.citations if c.verified and c.date), default=None)
+
+    @property
     def withdrawal_kind(self) -> str | None:
         """Why the answer was withdrawn, as one of a few words (a metric's label), None when it stands."""
         if not self.abstained:
@@ -126,6 +131,7 @@ class Answer:
             "answer": self.answer,
             "abstained": self.abstained,
             "withdrawal": self.withdrawal_reason(),
+            "as_of": self.as_of,
             "language": self.language,
             "truncated": self.truncated,
             "search_query": self.search_query,

@@ -83,6 +83,8 @@ def print_answer_sources(answer: Answer, console: Console = out) -> None:
         date = f", {c.date}" if c.date else ""
         console.print(f"  [{c.number}] {c.doc_id}{date} (chars {c.start}-{c.end}): “{excerpt}”",
                       soft_wrap=True, markup=False)
+    if shown and answer.as_of:
+        console.print(f"As of {answer.as_of} (the newest article cited)", style="dim", markup=False)
     for c in answer.citations:
         if c.cited_as is not None:
             console.print(f"(the model cited [{c.cited_as}]; source [{c.number}] is the one that supports the answer)",

@@ -81,6 +81,7 @@ export class AskTurnView {
       this.body.append(element("p", "muted small", t("searched", { question: answer.question })));
     } else {
       this.body.append(this.chips(answer));
+      if (answer.as_of) this.body.append(element("p", "muted small as-of", t("asOf", { date: answer.as_of })));
     }
     this.root.append(this.sources(answer, retrieved || []), this.tools(answer));
   }
