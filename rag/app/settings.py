@@ -46,7 +46,8 @@ SECRET_WORDS = ("key", "password", "token", "secret")
 class Settings(BaseSettings):
     """What a rag.toml and the RAG_* variables hold: the common keys, and a table per command."""
 
-    model_config = SettingsConfigDict(env_prefix="RAG_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_nested_delimiter="__", extra="forbid",
+                                      env_ignore_empty=True)  # RAG_K="" is unset, not a wrong number
     index: str | None = None
     model: str | None = None
     embedder: str | None = None
