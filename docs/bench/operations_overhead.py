@@ -40,8 +40,11 @@ def serve(code: Path, index: Path, fake: bool, log_format: str | None, log: Path
 
 
 def bench(url: str, questions: int, concurrency: int, folder: Path) -> dict:
+    """`rag bench http` with the evaluation set's questions, taken in turn until there are `questions`."""
+    asked = [json.loads(line)["question"] for line in (ROOT / "eval" / "questions.jsonl").read_text().splitlines()]
+    (folder / "questions.txt").write_text("".join(asked[n % len(asked)] + "\n" for n in range(questions)))
     report = folder / "load.json"
-    subprocess.run([str(RAG), "bench", "http", "--url", url, "--limit", str(questions), "--concurrency",
+    subprocess.run([str(RAG), "bench", "http", "--url", url, "--set", str(folder / "questions.txt"), "--concurrency",
                     str(concurrency), "--json", str(report)], check=True, capture_output=True, cwd=ROOT)
     return json.loads(report.read_text())["summary"]
 
