@@ -47,7 +47,7 @@ browser:
 # The alert rules' checks need promtool: Debian's prometheus package (no daemon is started), likewise.
 promtool:
 	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-		&& apt-get install -y -q --no-install-recommends prometheus; } \
+		&& apt-get update -q && apt-get install -y -q --no-install-recommends prometheus; } \
 		|| echo "note: no promtool, so the alert rules' checks will be skipped: apt-get install -y prometheus (as root)"
 
 # The README's pictures of the page (light, dark, phone), from a real answer of the default models.
