@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from pydantic import ValidationError
+from pydantic import ValidationError, create_model
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from rag.errors import RagError, redact
@@ -44,7 +44,8 @@ SECRET_WORDS = ("key", "password", "token", "secret")
 
 
 class Settings(BaseSettings):
-    """What a rag.toml and the RAG_* variables hold: the common keys, and a table per command."""
+    """What a rag.toml and the RAG_* variables hold: the common keys, and (`with_tables`) a table
+    per command."""
 
     model_config = SettingsConfigDict(env_prefix="RAG_", env_nested_delimiter="__", extra="forbid",
                                       env_ignore_empty=True)  # RAG_K="" is unset, not a wrong number
@@ -56,22 +57,16 @@ class Settings(BaseSettings):
     min_support: float | None = None
     llm_url: str | None = None
     llm_timeout: float | None = None
-    ask: dict[str, Any] = {}
-    chat: dict[str, Any] = {}
-    batch: dict[str, Any] = {}
-    serve: dict[str, Any] = {}
-    follow: dict[str, Any] = {}
-    eval: dict[str, Any] = {}
-    documents: dict[str, Any] = {}
-    remove: dict[str, Any] = {}
-    models: dict[str, Any] = {}
-    bench_http: dict[str, Any] = {}
-    bench_speed: dict[str, Any] = {}
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings: PydanticBaseSettingsSource,
                                    env_settings: PydanticBaseSettingsSource, **_) -> tuple:
         return env_settings, init_settings  # the variables over the file (given as init values)
+
+
+def with_tables(tables: list[str]) -> type[Settings]:
+    """Settings with a table for each of these commands (the CLI's own list, so none is missed)."""
+    return create_model("CommandSettings", __base__=Settings, **{table: (dict[str, Any], {}) for table in tables})
 
 
 def config_path(given: Path | None) -> Path | None:
@@ -83,7 +78,7 @@ def config_path(given: Path | None) -> Path | None:
     return CONFIG_FILE if CONFIG_FILE.is_file() else None
 
 
-def from_toml(text: str, origin: str) -> Settings:
+def from_toml(text: str, origin: str, tables: list[str] = ()) -> Settings:
     """The settings of a rag.toml's text (and the RAG_* variables); RagError in one line."""
     try:
         data = tomllib.loads(text)
@@ -94,23 +89,29 @@ def from_toml(text: str, origin: str) -> Settings:
             raise RagError(f"{origin}: `{key}` is not a setting every command has; put it in a table, such as "
                            f"[serve] (top-level keys: {', '.join(sorted(COMMON_KEYS))})")
     try:
-        return Settings(**data)
+        return with_tables(list(tables))(**data)
     except ValidationError as exc:
         problem = exc.errors()[0]
         where = ".".join(str(part) for part in problem["loc"])
         raise RagError(f"{origin}: {where}: {problem['msg']}") from None
 
 
-def load(given: Path | None) -> tuple[Settings, str | None]:
-    """The settings in force, and the file they came from (None: variables only)."""
+def load(given: Path | None, tables: list[str] = ()) -> tuple[Settings, str | None]:
+    """The settings in force, with a table for each of `tables`, and the file they came from (None:
+    variables only)."""
     path = config_path(given)
     if path is None:
-        return from_toml("", "the RAG_* variables"), None
+        return from_toml("", "the RAG_* variables", tables), None
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RagError(f"cannot read the settings file {path}: {exc.strerror or exc}") from None
-    return from_toml(text, str(path)), str(path)
+    return from_toml(text, str(path), tables), str(path)
+
+
+def tables_of(group) -> list[str]:
+    """The table names a rag.toml may hold for `group`'s commands (`index` is the common key)."""
+    return [table for table in commands(group) if table not in COMMON_KEYS and table != "config"]
 
 
 def commands(group, prefix: str = "") -> dict:

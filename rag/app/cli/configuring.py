@@ -19,7 +19,7 @@ def settings_file(ctx: typer.Context,
                                                         "else ./rag.toml where there is one); flags override it.")):
     # Runs before the command's own options are read: their defaults come from the settings.
     try:
-        loaded, _ = rag_settings.load(config)
+        loaded, _ = rag_settings.load(config, rag_settings.tables_of(ctx.command))
         ctx.default_map = rag_settings.default_map(loaded, ctx.command)
     except RagError as exc:
         fail(str(exc))
