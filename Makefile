@@ -6,7 +6,9 @@ STAMP := $(VENV)/.installed
 # llama.cpp is built for this machine's CPU (-DGGML_NATIVE=ON: AVX-512 where there is one, 1.36x
 # to 1.7x the portable build's prompt speed there, by CPU). LLAMA_CMAKE_ARGS=-DGGML_NATIVE=OFF builds the portable
 # AVX2 one, e.g. for an image that runs on other CPUs. The gate holds either build to its own baseline.
-LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=ON
+# -mno-amx-int8: ggml's AMX code (compiled in where the CPU has AMX) crashes on the default model's
+# first prompt batch (an AMX_INT8 CPU, 2026-12-07; llama.cpp#20824), so the native build leaves it out.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=ON -DCMAKE_C_FLAGS=-mno-amx-int8 -DCMAKE_CXX_FLAGS=-mno-amx-int8
 # The pin pyproject.toml holds, so the build below is the one `pip install -e .` keeps.
 LLAMA_PIN := $(shell grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml)
 # Which build is installed: a stamp per LLAMA_CMAKE_ARGS, so that changing them rebuilds it.

