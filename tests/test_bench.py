@@ -108,5 +108,6 @@ def test_the_index_benchmark_measures_every_operation_at_each_size(xquad):
     for row in rows:
         assert row["documents"] >= 1 and row["build_seconds"] > 0
         assert 0 < row["add_one_seconds"] < 5 and 0 < row["remove_one_seconds"] < 5 and 0 < row["open_seconds"] < 5
-        assert all(0 < row["query_ms"][m]["p50"] <= row["query_ms"][m]["p95"] for m in ("dense", "lexical", "hybrid"))
+        assert all(0 < row["query_ms"][m]["p50"] <= row["query_ms"][m]["p95"] for m in ("dense", "lexical", "hybrid", "dense in a month",
+                                                                        "lexical in a month", "hybrid in a month"))
         assert row["disk_bytes"] > row["vector_bytes"] == row["chunks"] * 384 * 4 and row["resident_bytes"] > 0

@@ -78,6 +78,31 @@ def test_postgres_ranks_every_query_as_sqlite_does(url, seeds, tmp_path):
             assert [(r.chunk, r.rank) for r in found[0]] == [(r.chunk, r.rank) for r in found[1]], (query, mode)
 
 
+def test_a_period_filters_inside_postgres_searches_as_in_sqlite_also_through_hnsw(url, tmp_path, monkeypatch):
+    """The same rows within each period as the SQLite store (tests/test_search_within_period.py
+    holds those to an index of only the period's articles), exact and through the HNSW index."""
+    from test_search_within_period import PERIODS, QUERIES, SMALL, dated_articles
+
+    from rag.store.postgres import schema
+
+    folder, random = dated_articles(tmp_path / "articles"), RandomEmbedder()
+    build_sqlite([folder], tmp_path / "idx", random, SMALL)
+    monkeypatch.setattr(schema, "HNSW_FROM_CHUNKS", 10)
+    build_index([folder], url, random, SMALL)
+    pg, sq = open_index(url), open_sqlite(tmp_path / "idx")
+    assert pg.has_approximate_search()
+    for period in PERIODS:
+        for query in QUERIES:
+            vector = random.embed([query])[0]
+            expected = named(sq, sq.dense_search(vector, 4, period))
+            assert named(pg, pg.dense_search(vector, 4, period, exact=True)) == expected, (query, period)
+            assert named(pg, pg.dense_search(vector, 4, period)) == expected, (query, period)  # a small graph: exact
+            assert named(pg, pg.lexical_search(query, 4, period)) == named(sq, sq.lexical_search(query, 4, period))
+            found = [Retriever(index, random, RetrievalSettings(k=4)).search(query, period=period).chunks
+                     for index in (pg, sq)]
+            assert [(r.chunk, r.rank) for r in found[0]] == [(r.chunk, r.rank) for r in found[1]], (query, period)
+
+
 def test_adding_and_removing_an_article_is_one_change_an_open_reader_follows(url, seeds):
     build_index([seeds], url, embedder())
     reader = open_index(url)

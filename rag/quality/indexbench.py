@@ -2,7 +2,8 @@
 
 Articles are made from the XQuAD development paragraphs (German): each has five paragraphs,
 each paragraph varied by an archive-number sentence, so that 100,000 chunks hold realistic text
-for BM25. Vectors come from `RandomEmbedder` (unit vectors with E5's dimension, drawn from a
+for BM25. Article n is dated day n of a two-year cycle from 2024-01-01, so that a search within one
+month (January 2025) has about 4% of the articles to choose from, as a question naming a month does. Vectors come from `RandomEmbedder` (unit vectors with E5's dimension, drawn from a
 hash of the text): the real embedder's speed (~13 chunks/s on 2 cores) is measured on its own,
 and would otherwise be all a build measures.
 
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Callable
 
@@ -35,10 +37,13 @@ from rag.store.locations import Location, build_store, drop_store, location, ope
 from rag.store.postgres.connection import is_database_url, split_schema
 from rag.store.sqlite import DATABASE
 from rag.text.chunking import ChunkerSettings
+from rag.text.periods import Period
 
 PARAGRAPHS_PER_ARTICLE = 5
 REPEATS = 5  # add-one and remove-one are timed this many times; the median is reported
 QUERIES = 200
+FIRST_DAY, DAYS = date(2024, 1, 1), 731  # the articles' dates: 2024-01-01 to 2025-12-31, in turn
+MONTH = Period(date(2025, 1, 1), date(2025, 1, 31), "januar 2025")  # the period the filtered searches ask for
 
 
 class RandomEmbedder(Embedder):
@@ -62,9 +67,11 @@ class RandomEmbedder(Embedder):
 
 
 def article(paragraphs: list[str], number: int) -> str:
-    """Article `number`: five paragraphs of the set in turn, each with its own archive number."""
+    """Article `number`: its date line, then five paragraphs of the set in turn, each with its own
+    archive number."""
     picked = [paragraphs[(number * PARAGRAPHS_PER_ARTICLE + j) % len(paragraphs)] for j in range(PARAGRAPHS_PER_ARTICLE)]
-    return "\n\n".join(f"{p} Archivnummer {number}-{j}." for j, p in enumerate(picked))
+    day = FIRST_DAY + timedelta(days=number % DAYS)
+    return f"date {day.isoformat()}\n" + "\n\n".join(f"{p} Archivnummer {number}-{j}." for j, p in enumerate(picked))
 
 
 def write_articles(folder: Path, paragraphs: list[str], first: int, count: int) -> list[Path]:
@@ -182,7 +189,10 @@ def probe(index_dir: Location, questions: list[str]) -> dict:
     retriever = Retriever(index, embedder, RetrievalSettings(k=5))
     queries = (questions * (QUERIES // max(len(questions), 1) + 1))[:QUERIES]
     exact = getattr(index, "has_approximate_search", lambda: False)()
-    latencies: dict[str, list[float]] = {"dense": [], "lexical": [], "hybrid": [], **({"dense exact": []} if exact else {})}
+    latencies: dict[str, list[float]] = {mode: [] for mode in ("dense", "lexical", "hybrid", "dense in a month",
+                                                                "lexical in a month", "hybrid in a month")}
+    if exact:
+        latencies["dense exact"] = []
     found: dict[int, list[float]] = {10: [], 50: []}
     for query in queries:
         vector = embedder.embed_query([query])[0]
@@ -190,7 +200,10 @@ def probe(index_dir: Location, questions: list[str]) -> dict:
         for mode, run in (("dense", lambda: index.dense_search(vector, 50)),
                           ("dense exact", lambda: index.dense_search(vector, 50, exact=True)),
                           ("lexical", lambda: index.lexical_search(query, 50)),
-                          ("hybrid", lambda: retriever.search(query))):
+                          ("hybrid", lambda: retriever.search(query)),
+                          ("dense in a month", lambda: index.dense_search(vector, 50, period=MONTH)),
+                          ("lexical in a month", lambda: index.lexical_search(query, 50, period=MONTH)),
+                          ("hybrid in a month", lambda: retriever.search(query, period=MONTH))):
             if mode not in latencies:
                 continue
             started = time.perf_counter()

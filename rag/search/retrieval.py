@@ -15,6 +15,7 @@ from rag.store.base import Store
 from rag.text.chunking import Chunk
 from rag.text.duplicates import near_duplicates
 from rag.text.language import detect_language
+from rag.text.periods import Period
 
 MODES = ("dense", "bm25", "hybrid")
 
@@ -96,20 +97,22 @@ class Retriever:
         translated = self.translate(query, self.index.manifest.language)
         return translated, time.perf_counter() - started
 
-    def dense(self, query: str, limit: int) -> list[tuple[int, float]]:
+    def dense(self, query: str, limit: int, period: Period | None = None) -> list[tuple[int, float]]:
         if not self.index.chunk_count:
             return []
-        return self.index.dense_search(self.embedder.embed_query([query])[0], limit)
+        return self.index.dense_search(self.embedder.embed_query([query])[0], limit, period)
 
     def search(self, query: str, k: int | None = None, lexical_query: str | None = None,
-               dense_query: str | None = None, mode: str | None = None) -> RetrievalResult:
-        """Top-k chunks for `query`; `lexical_query` / `dense_query` (e.g. a translation) replace it per retriever.
+               dense_query: str | None = None, mode: str | None = None,
+               period: Period | None = None) -> RetrievalResult:
+        """Top-k chunks for `query`; `lexical_query` / `dense_query` (e.g. a translation) replace it per retriever;
+        given a `period`, only chunks of articles published in it are candidates, in every retriever.
         Everything comes from one generation of the index, even while `rag index` changes it."""
         with self.index.snapshot():
-            return self._search(query, k, lexical_query, dense_query, mode)
+            return self._search(query, k, lexical_query, dense_query, mode, period)
 
-    def _search(self, query: str, k: int | None = None, lexical_query: str | None = None,
-               dense_query: str | None = None, mode: str | None = None) -> RetrievalResult:
+    def _search(self, query: str, k: int | None, lexical_query: str | None, dense_query: str | None,
+                mode: str | None, period: Period | None) -> RetrievalResult:
         k = self.settings.k if k is None else k
         if k == 0:
             return RetrievalResult([])
@@ -122,25 +125,26 @@ class Retriever:
             lexical_query = query  # BM25 alone was asked for: search the words as they are
         if mode == "bm25":
             t = time.perf_counter()
-            ranked = self.index.lexical_search(lexical_query, limit)
+            ranked = self.index.lexical_search(lexical_query, limit, period)
             seconds["lexical"] = time.perf_counter() - t
             return self._result(ranked, k, seconds, lexical_query, query)
         t = time.perf_counter()
-        dense_hits = self.dense(dense_query or query, limit)
+        dense_hits = self.dense(dense_query or query, limit, period)
         seconds["dense"] = time.perf_counter() - t
         if mode == "dense" or lexical_query is None:
             return self._result(dense_hits, k, seconds, None, query)
         t = time.perf_counter()
         lexical_weight = (self.settings.lexical_weight if lexical_query == query
                           else self.settings.translated_lexical_weight)
-        rankings = [[i for i, _ in dense_hits], [i for i, _ in self.index.lexical_search(lexical_query, limit)]]
+        rankings = [[i for i, _ in dense_hits], [i for i, _ in self.index.lexical_search(lexical_query, limit, period)]]
         weights = [self.settings.dense_weight, lexical_weight]
         ranked = rrf(rankings, weights, self.settings.rrf_k)
         if self.settings.feedback_chunks and self.settings.feedback_terms and ranked:
             expansion = self.index.feedback_terms(
                 [c.text for c in self.index.chunks_by_id([i for i, _ in ranked[:self.settings.feedback_chunks]]).values()],
                 self.settings.feedback_terms)
-            rankings.append([i for i, _ in self.index.lexical_search(f"{lexical_query} {' '.join(expansion)}", limit)])
+            rankings.append([i for i, _ in self.index.lexical_search(f"{lexical_query} {' '.join(expansion)}", limit,
+                                                                      period)])
             ranked = rrf(rankings, weights + [lexical_weight], self.settings.rrf_k)
         seconds["lexical"] = time.perf_counter() - t
         return self._result(ranked, k, seconds, lexical_query, query)

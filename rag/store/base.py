@@ -22,6 +22,7 @@ import numpy as np
 from rag.errors import RagError
 from rag.text.chunking import Chunk
 from rag.text.documents import Document
+from rag.text.periods import Period
 
 
 class StoreUnavailable(RagError):
@@ -70,11 +71,13 @@ class Store(Protocol):
     def snapshot(self) -> AbstractContextManager[Any]:
         """Everything read inside comes from one committed generation, the newest when it began."""
 
-    def dense_search(self, vector: np.ndarray, limit: int) -> list[tuple[int, float]]:
-        """(chunk id, inner product) of the `limit` nearest chunks, nearest first."""
+    def dense_search(self, vector: np.ndarray, limit: int, period: Period | None = None) -> list[tuple[int, float]]:
+        """(chunk id, inner product) of the `limit` nearest chunks, nearest first; given a period,
+        of articles published in it only (inside the search, never a filter of its results)."""
 
-    def lexical_search(self, query: str, limit: int) -> list[tuple[int, float]]:
-        """(chunk id, BM25 score) of the best `limit` chunks for the terms of `query`; ties by id."""
+    def lexical_search(self, query: str, limit: int, period: Period | None = None) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score) of the best `limit` chunks for the terms of `query`, of articles
+        published in `period` when given; ties by id."""
 
     def feedback_terms(self, texts: list[str], count: int) -> list[str]:
         """The `count` terms of `texts` with the highest tf-idf (for pseudo-relevance feedback)."""

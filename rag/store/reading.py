@@ -5,8 +5,9 @@ Both backends keep the same tables (documents, chunks, vectors, removed, posting
 placeholders. A backend says how to connect, how a read-only snapshot begins and ends, and how
 dense search runs (SQLite: FAISS in memory beside the database; PostgreSQL: pgvector in it).
 
-A reader holds, by chunk id, which chunks are live and how many terms each has (for BM25), and
-catches up with a newer generation by reading the rows whose ids are above the ones it holds and
+A reader holds, by chunk id, which chunks are live, how many terms each has (for BM25) and the
+day its article was published (a search within a period, `text.periods.Period`, masks the rest
+inside both searches, not after them), and catches up with a newer generation by reading the rows whose ids are above the ones it holds and
 dropping the ids removed since. Lexical search reads the query terms' posting segments inside
 the snapshot and scores them with numpy (`text.lexical.bm25`): the same numbers on either store.
 """
@@ -19,6 +20,7 @@ import threading
 from collections import Counter
 from collections.abc import Mapping
 from contextlib import contextmanager
+from datetime import date
 from typing import Any, Iterator
 
 import numpy as np
@@ -29,12 +31,23 @@ from rag.store.base import Manifest
 from rag.text.chunking import Chunk
 from rag.text.documents import Document
 from rag.text.lexical import ANALYZER, analyze, bm25
+from rag.text.periods import Period
 
 FORMAT_VERSION = 3  # of the tables and what they hold, in both backends (3: documents.meta)
 # What a writer does to an index of an older format to bring it to this one, step by step, each in
 # one transaction of its own (`TableWriter._migrate`); a reader refuses an older format in one line.
 MIGRATIONS = {2: ["ALTER TABLE documents ADD COLUMN meta TEXT NOT NULL DEFAULT '{}'"]}
+UNDATED = np.iinfo(np.int32).min  # the day of a chunk whose article has no date: inside no period
 LOAD_BATCH = 1024  # rows read per query while catching up: small, so the blobs in flight stay small
+
+
+def day_number(day: str | None) -> int:
+    """A YYYY-MM-DD date as the day number `live_within` compares, UNDATED for None.
+
+    >>> day_number("2025-09-02") - day_number("2025-08-31"), day_number(None) == UNDATED
+    (2, True)
+    """
+    return date.fromisoformat(day).toordinal() if day else int(UNDATED)
 
 
 def read_meta(conn) -> dict[str, str]:
@@ -100,6 +113,7 @@ class TableIndex:
         self._check_embedder(self.manifest)
         self._live = np.zeros(0, dtype=bool)  # by chunk id: in the index at the generation held
         self._lengths = np.zeros(0, dtype=np.int32)  # by chunk id: terms, for BM25
+        self._days = np.zeros(0, dtype=np.int32)  # by chunk id: its article's day (date.toordinal()) or UNDATED
         self._held_generation = -1
         self._held_epoch = self.manifest.epoch
         self._held_max_id = 0
@@ -179,15 +193,18 @@ class TableIndex:
                 if gone:
                     self._drop_ids(np.array(gone, dtype=np.int64))
                     self._live[[i for i in gone if i < len(self._live)]] = False
-            columns = "chunk_id, terms, vector" if self.hold_vectors else "chunk_id, terms"
-            rows = conn.execute(f"SELECT {columns} FROM vectors WHERE chunk_id > ? ORDER BY chunk_id",
-                                (self._held_max_id,))
+            # A chunk's article never changes its date: a replaced article gets new chunk ids.
+            vector = ", v.vector" if self.hold_vectors else ""
+            rows = conn.execute(f"SELECT v.chunk_id, v.terms, d.date{vector} FROM vectors v "
+                                "JOIN chunks c ON c.id = v.chunk_id JOIN documents d ON d.doc_id = c.doc_id "
+                                "WHERE v.chunk_id > ? ORDER BY v.chunk_id", (self._held_max_id,))
             while batch := rows.fetchmany(LOAD_BATCH):
                 ids = np.fromiter((r[0] for r in batch), dtype=np.int64, count=len(batch))
                 self._hold_rows(ids, batch)
                 self._grow(int(ids[-1]) + 1)
                 self._live[ids] = True
                 self._lengths[ids] = [r[1] for r in batch]
+                self._days[ids] = [day_number(r[2]) for r in batch]
                 self._held_max_id = int(ids[-1])
             self._held_generation = manifest.generation
 
@@ -196,9 +213,19 @@ class TableIndex:
             capacity = max(size, 2 * len(self._live))
             self._live = np.concatenate([self._live, np.zeros(capacity - len(self._live), dtype=bool)])
             self._lengths = np.concatenate([self._lengths, np.zeros(capacity - len(self._lengths), dtype=np.int32)])
+            self._days = np.concatenate([self._days, np.full(capacity - len(self._days), UNDATED, dtype=np.int32)])
 
-    def lexical_search(self, query: str, limit: int) -> list[tuple[int, float]]:
-        """(chunk id, BM25 score) of the best `limit` chunks for the terms of `query`; ties by id."""
+    def live_within(self, period: Period | None) -> np.ndarray:
+        """By chunk id: live at the generation held and, given a period, published inside it."""
+        with self._held_lock:
+            live, days = self._live, self._days
+        if period is None:
+            return live
+        return live & (days >= period.start.toordinal()) & (days <= period.end.toordinal())
+
+    def lexical_search(self, query: str, limit: int, period: Period | None = None) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score) of the best `limit` chunks for the terms of `query`, of articles
+        published in `period` when given (scored as if the index held only those); ties by id."""
         terms = sorted(set(analyze(query)))
         if not terms:
             return []
@@ -208,9 +235,10 @@ class TableIndex:
                     f"SELECT term, ids, tfs FROM postings WHERE term IN ({','.join('?' * len(terms))}) "
                     "ORDER BY term, segment", terms).fetchall():
                 postings.setdefault(term, []).append((bytes(ids), bytes(tfs)))
+            live = self.live_within(period)
             with self._held_lock:
-                live, lengths = self._live, self._lengths
-        return bm25(postings, live, lengths, limit)
+                lengths = self._lengths
+        return bm25(postings, live, lengths[:len(live)], limit)
 
     def feedback_terms(self, texts: list[str], count: int) -> list[str]:
         """The `count` terms of `texts` with the highest tf-idf (for pseudo-relevance feedback)."""

@@ -15,6 +15,7 @@ from rag.store.postgres.connection import Connection, connect, first_line, redac
 from rag.store.postgres.schema import HNSW_EF_SEARCH, has_hnsw, hnsw_expression
 from rag.store.follow import FollowState, read_state_if_indexed
 from rag.store.reading import TableIndex, read_meta
+from rag.text.periods import Period
 
 
 def open_index(url: str, embedder_id: str | None = None) -> "PostgresIndex":
@@ -94,17 +95,24 @@ class PostgresIndex(TableIndex):
     def _drop_ids(self, ids: np.ndarray) -> None:
         """Nothing held: removed vectors are gone from the table."""
 
-    def dense_search(self, vector: np.ndarray, limit: int, exact: bool = False) -> list[tuple[int, float]]:
+    def dense_search(self, vector: np.ndarray, limit: int, period: Period | None = None,
+                     exact: bool = False) -> list[tuple[int, float]]:
         """(chunk id, inner product) of the `limit` nearest chunks, nearest first, ties by id: exact
-        below HNSW_FROM_CHUNKS (or when asked), through the HNSW index above it."""
+        below HNSW_FROM_CHUNKS (or when asked), through the HNSW index above it. Given a period,
+        only chunks of articles published in it: a condition of the query itself."""
         literal = vector_literal(vector)
+        within, arguments = "", []
+        if period is not None:
+            within = ("JOIN chunks c ON c.id = v.chunk_id JOIN documents d ON d.doc_id = c.doc_id "
+                      "WHERE d.date BETWEEN ? AND ?")
+            arguments = [period.start.isoformat(), period.end.isoformat()]
         with self.snapshot() as conn:
             if not exact and self._has_hnsw(conn):
-                rows = self._approximate(conn, literal, limit)
+                rows = self._approximate(conn, literal, limit, within, arguments)
             else:
-                rows = conn.execute("SELECT chunk_id, -(vector <#> ?::vector) FROM vectors "
-                                    "ORDER BY vector <#> ?::vector, chunk_id LIMIT ?",
-                                    (literal, literal, limit)).fetchall()
+                rows = conn.execute(f"SELECT v.chunk_id, -(v.vector <#> ?::vector) FROM vectors v {within} "
+                                    "ORDER BY v.vector <#> ?::vector, v.chunk_id LIMIT ?",
+                                    (literal, *arguments, literal, limit)).fetchall()
         return [(int(i), float(s)) for i, s in rows]
 
     def has_approximate_search(self) -> bool:
@@ -121,13 +129,16 @@ class PostgresIndex(TableIndex):
             self._hnsw_known = (key, has_hnsw(conn))
         return self._hnsw_known[1]
 
-    def _approximate(self, conn: Connection, literal: str, limit: int) -> list[tuple]:
-        """The graph search orders by distance alone (a tie-break would turn it into a full sort)."""
+    def _approximate(self, conn: Connection, literal: str, limit: int, within: str, arguments: list) -> list[tuple]:
+        """The graph search orders by distance alone (a tie-break would turn it into a full sort).
+        Within a period it goes on through the graph until enough rows pass (pgvector's iterative scan)."""
         conn.execute("SELECT set_config('hnsw.ef_search', ?, true)", (str(max(HNSW_EF_SEARCH, limit)),))
+        if within:
+            conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
         dimension = self.manifest.embedder["dimension"]
-        column, query = hnsw_expression(dimension), f"?::vector({int(dimension)})"
-        rows = conn.execute(f"SELECT chunk_id, -({column} <#> {query}) FROM vectors "
-                            f"ORDER BY {column} <#> {query} LIMIT ?", (literal, literal, limit)).fetchall()
+        column, query = hnsw_expression(dimension).replace("vector", "v.vector", 1), f"?::vector({int(dimension)})"
+        rows = conn.execute(f"SELECT v.chunk_id, -({column} <#> {query}) FROM vectors v {within} "
+                            f"ORDER BY {column} <#> {query} LIMIT ?", (literal, *arguments, literal, limit)).fetchall()
         return sorted(rows, key=lambda row: (-row[1], row[0]))
 
 

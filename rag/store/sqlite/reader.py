@@ -17,6 +17,7 @@ from rag.errors import IndexMismatchError, IndexMissingError, RagError
 from rag.store.follow import FollowState, read_state_if_indexed
 from rag.store.reading import TableIndex
 from rag.store.sqlite.schema import DATABASE, old_format
+from rag.text.periods import Period
 
 
 def open_index(index_dir: Path, embedder_id: str | None = None) -> "Index":
@@ -73,17 +74,27 @@ class Index(TableIndex):
         self.dense = self._faiss.IndexIDMap2(self._faiss.IndexFlatIP(self.manifest.embedder["dimension"]))
 
     def _hold_rows(self, ids: np.ndarray, rows: list[tuple]) -> None:
-        vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+        vectors = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float32).reshape(len(rows), -1)
         self.dense.add_with_ids(vectors, ids)
 
     def _drop_ids(self, ids: np.ndarray) -> None:
         self.dense.remove_ids(ids)
 
-    def dense_search(self, vector: np.ndarray, limit: int) -> list[tuple[int, float]]:
-        """(chunk id, inner product) of the `limit` nearest chunks, nearest first."""
-        with self.snapshot(), self._held_lock:
-            if not self.dense.ntotal:
-                return []
-            scores, ids = self.dense.search(np.asarray(vector, dtype=np.float32).reshape(1, -1),
-                                            min(limit, self.dense.ntotal))
+    def dense_search(self, vector: np.ndarray, limit: int, period: Period | None = None) -> list[tuple[int, float]]:
+        """(chunk id, inner product) of the `limit` nearest chunks, nearest first; only chunks of
+        articles published in `period` when given (FAISS skips the others while it scans)."""
+        with self.snapshot():
+            params, count = None, None
+            if period is not None:
+                inside = self.live_within(period)
+                count = int(inside.sum())
+                bits = np.packbits(inside, bitorder="little")  # held until the search returns
+                params = self._faiss.SearchParameters(
+                    sel=self._faiss.IDSelectorBitmap(len(inside), self._faiss.swig_ptr(bits)))
+            with self._held_lock:
+                count = self.dense.ntotal if count is None else min(count, self.dense.ntotal)
+                if not count:
+                    return []
+                scores, ids = self.dense.search(np.asarray(vector, dtype=np.float32).reshape(1, -1),
+                                                min(limit, count), params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
