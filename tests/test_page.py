@@ -346,6 +346,23 @@ def test_the_index_at_a_glance_and_search_mode(server, opened):
     assert page.inner_text("#reader-text mark") == results[0]["text"]
 
 
+def test_the_date_range_asks_for_articles_of_that_period_only(server, opened):
+    page = opened(server).page
+    page.get_by_label("from", exact=True).fill("2024-06-01")
+    page.get_by_label("to", exact=True).fill("2024-06-30")
+    with page.expect_request("**/v1/ask") as sent:
+        ask(page)
+    assert {key: sent.value.post_data_json.get(key) for key in ("since", "until")} == \
+        {"since": "2024-06-01", "until": "2024-06-30"}
+    answer = page.locator(".turn").last.inner_text()
+    assert "Kein Artikel aus dem Zeitraum Juni 2024 beantwortet das. Der nächste ist vom 2. September 2025." in answer
+    page.get_by_label("from", exact=True).fill("")
+    page.get_by_label("to", exact=True).fill("")
+    with page.expect_request("**/v1/ask") as sent:
+        ask(page)
+    assert "since" not in sent.value.post_data_json and "until" not in sent.value.post_data_json
+
+
 def test_the_keyboard_reaches_everything(server, opened):
     page = opened(server).page
     page.keyboard.press("/")

@@ -37,3 +37,11 @@ def test_each_answer_and_each_stale_value_stands_in_the_articles():
         assert not q["answers"] or any(a in sourced for a in q["answers"]), (q["id"], q["answers"])
         # a stale value lists its English spellings too: at least one of them stands in an article
         assert not q["stale"] or any(v in texts for v in q["stale"]), (q["id"], q["stale"])
+
+
+def test_rag_eval_reads_the_set_and_reports_each_kind_as_a_tag():
+    from rag.quality.evaluation import load_eval_set
+
+    loaded = load_eval_set(HERE / "questions.jsonl")
+    assert {q.kind for q in loaded} == KINDS and all(q.kind in q.tags for q in loaded)
+    assert all(q.today == "2025-11-30" for q in loaded)

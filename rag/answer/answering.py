@@ -9,12 +9,14 @@ chat-template control strings are removed from it before it reaches the model.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from datetime import date
 from typing import Callable
 
 import numpy as np
 
-from rag.answer.citations import Citation, CitationResult, resolve_citations
+from rag.answer.answers import ABSTENTION, Answer
+from rag.answer.citations import CitationResult, resolve_citations
 from rag.answer.prompts import (
     addresses_the_model,
     build_messages,
@@ -31,7 +33,8 @@ from rag.answer.shaping import (
     within_source_words,
     without_restated_question,
 )
-from rag.models.generation import Generation, Generator, ModelUsage, metered, model_call
+from rag.answer.timeframe import TimeFrame, TimeScope, in_time_order, nearest_day, no_match_text, read_scope, with_as_of
+from rag.models.generation import Generation, Generator, metered, model_call
 from rag.search.retrieval import RetrievalResult, RetrievedChunk, Retriever
 from rag.store.base import Store
 from rag.text.chunking import Chunk, split_sentences
@@ -39,11 +42,6 @@ from rag.text.language import detect_language
 from rag.text.lexical import analyze
 from rag.text.markers import strip_markers
 from rag.text.numbers import restore_qualifiers, spell_as_sources_do, ungrounded_numbers
-
-ABSTENTION = {
-    "en": "The sources do not answer this question.",
-    "de": "Die Quellen beantworten diese Frage nicht.",
-}
 
 @dataclass(frozen=True)
 class AnswerSettings:
@@ -75,87 +73,14 @@ class AnswerSettings:
             raise ValueError("min_support must be between 0 and 1")
 
 
-@dataclass
-class Answer:
-    question: str
-    answer: str
-    abstained: bool
-    language: str
-    citations: list[Citation]
-    invented_citations: list[int]
-    retrieved: list[RetrievedChunk]
-    sources_in_prompt: int
-    finish_reason: str
-    timings: dict[str, float]
-    models: dict[str, str]
-    usage: ModelUsage = field(default_factory=ModelUsage)  # every model call of the question
-    search_query: str | None = None  # the question as translated for lexical search
-    support: float | None = None  # the support check's score of the quotes (None: not checked)
-    withheld: list[str] = field(default_factory=list)  # chunk ids kept out of the prompt: they address the model
-    # Numbers of the answer that its sources did not hold, which withdrew it.
-    ungrounded_numbers: list[int] = field(default_factory=list)
-
-    @property
-    def truncated(self) -> bool:
-        return self.finish_reason == "length"
-
-    @property
-    def as_of(self) -> str | None:
-        """The newest date among the articles its verified citations quote: what the answer is as of."""
-        return max((c.date for c in self.citations if c.verified and c.date), default=None)
-
-    @property
-    def withdrawal_kind(self) -> str | None:
-        """Why the answer was withdrawn, as one of a few words (a metric's label), None when it stands."""
-        if not self.abstained:
-            return None
-        if self.ungrounded_numbers:
-            return "ungrounded_numbers"
-        return "unsupported" if self.support is None else "weak_support"
-
-    def withdrawal_reason(self) -> str | None:
-        """Why the answer was withdrawn, in one line (None when it stands): "withdrawn: 20 is not in
-        the sources", "withdrawn: the sources support the model's answer too weakly (support 0.12)"."""
-        if not self.abstained:
-            return None
-        if self.ungrounded_numbers:
-            numbers, verb = ", ".join(map(str, self.ungrounded_numbers)), "is" if len(self.ungrounded_numbers) == 1 else "are"
-            return f"withdrawn: {numbers} {verb} not in the sources"
-        if self.support is None:
-            return "withdrawn: no sentence of the sources supports the model's answer"
-        return f"withdrawn: the sources support the model's answer too weakly (support {self.support:.2f})"
-
-    def to_json(self) -> dict:
-        return {
-            "question": self.question,
-            "answer": self.answer,
-            "abstained": self.abstained,
-            "withdrawal": self.withdrawal_reason(),
-            "as_of": self.as_of,
-            "language": self.language,
-            "truncated": self.truncated,
-            "search_query": self.search_query,
-            "support": None if self.support is None else round(self.support, 4),
-            "citations": [c.to_dict() for c in self.citations],
-            "invented_citations": self.invented_citations,
-            "retrieved": [{"doc_id": r.chunk.doc_id, "chunk_id": r.chunk.chunk_id, "score": round(r.score, 6),
-                           "rank": r.rank} for r in self.retrieved],
-            "sources_in_prompt": self.sources_in_prompt,
-            "withheld_sources": self.withheld,
-            "ungrounded_numbers": self.ungrounded_numbers,
-            "tokens": self.usage.to_json(),
-            "timings": {k: round(v, 4) for k, v in self.timings.items()},
-            "models": self.models,
-        }
-
-
 class QuestionAnswerer:
     """Answers questions over one index with one retriever and one generator, loaded once."""
 
     def __init__(self, index: Store, retriever: Retriever, generator: Generator,
                  settings: AnswerSettings = AnswerSettings(), models: dict | None = None,
-                 translate: Callable[[str, str], str] | None = None):
+                 translate: Callable[[str, str], str] | None = None, frame: TimeFrame = TimeFrame()):
         self.index = index
+        self.frame = frame  # the reference date and period of every question, unless `ask` is given others
         self.retriever = retriever
         self.generator = generator
         self.settings = settings
@@ -323,56 +248,100 @@ class QuestionAnswerer:
 
     def ask(self, question: str, k: int | None = None, on_token: Callable[[str], None] | None = None,
             on_retrieval: Callable[[RetrievalResult], None] | None = None,
-            on_stage: Callable[[str], None] | None = None) -> Answer:
+            on_stage: Callable[[str], None] | None = None, today: date | None = None,
+            since: date | None = None, until: date | None = None) -> Answer:
         """Answer `question`; `on_retrieval` sees what was retrieved before the model starts, `on_token`
         each piece of the draft the model writes (the answer is that draft once checked and shaped),
-        `on_stage("checking")` when the draft is written and its quotes are being checked.
+        `on_stage("checking")` when the draft is written and its quotes are being checked. The
+        question is read on `today` (the reference date, today's by default); `since`/`until`
+        replace the period it names (timeframe.read_scope).
         The whole answer reads one generation of the index, even while `rag index` changes it."""
-        with self.index.snapshot(), metered() as usage:
-            answer = self._ask(question, k, on_token, on_retrieval, on_stage)
-        answer.usage = usage
-        return answer
-
-    def _ask(self, question: str, k: int | None, on_token: Callable[[str], None] | None,
-             on_retrieval: Callable[[RetrievalResult], None] | None, on_stage: Callable[[str], None] | None) -> Answer:
         question = question.strip()
         if not question:
             raise ValueError("the question is empty")
+        frame = self.frame
+        scope = read_scope(question, today or frame.today or date.today(), since or frame.since, until or frame.until)
+        with self.index.snapshot(), metered() as usage:
+            answer = self._ask(question, k, scope, on_token, on_retrieval, on_stage)
+        answer.usage = usage
+        return answer
+
+    def _ask(self, question: str, k: int | None, scope: TimeScope, on_token: Callable[[str], None] | None,
+             on_retrieval: Callable[[RetrievalResult], None] | None, on_stage: Callable[[str], None] | None) -> Answer:
         language = detect_language(question)
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        result = self.retriever.search(question, k=self.settings.k if k is None else k)
+        k = self.settings.k if k is None else k
+        result = self.retriever.search(question, k=k, period=scope.period)
         if on_retrieval:
             on_retrieval(result)
         timings["translation"] = result.seconds.get("translation", 0.0)
         timings["retrieval"] = time.perf_counter() - started - timings["translation"]
         t = time.perf_counter()
         withheld = [r.chunk.chunk_id for r in result.chunks if addresses_the_model(r.chunk.text)]
-        sources = self.fit_sources(question, [r for r in result.chunks if r.chunk.chunk_id not in withheld], language)
+        dates = self.dates(result.chunks)
+        retrieved = in_time_order([r for r in result.chunks if r.chunk.chunk_id not in withheld], dates, scope)
+        sources = self.fit_sources(question, retrieved, language)
         timings["prompt_building"] = time.perf_counter() - t
-        answer = self.likeliest(question, self.attempt(question, sources, language, timings, on_token,
-                                                       self.settings.alternative_replies, on_stage=on_stage),
-                                language, timings)
-        attempts = [answer]
-        if not answer.supported and self.settings.focus_sentences and sources:
-            t = time.perf_counter()
-            # Not streamed: the caller shows the checked answer when it differs from what streamed.
-            attempts.append(self.attempt(question, self.focus(question, sources), language, {},
-                                         purpose="focused_answer"))
-            timings["focused_attempt"] = time.perf_counter() - t
-            # The same answer again is the answer already withdrawn, not a second opinion.
-            if attempts[-1].supported and answer_words(attempts[-1]) != answer_words(answer):
-                answer = attempts[-1]
-        if answer.supported:
+        if scope.period and not sources:  # nothing published in the period: no answer to draft
+            answer = None
+        else:
+            answer = self.answer_from(question, sources, language, timings, on_token, on_stage)
+        nearest = None
+        if scope.period and not (answer and answer.supported):
+            answer, nearest = self.outside(question, scope, k, language, timings)
+        if answer.supported and not nearest:
             text = self.final_text(question, answer, language, timings)
             citations, invented = answer.resolved.citations, answer.resolved.invented
+            if scope.current:
+                text = with_as_of(text, max((c.date for c in citations if c.verified and c.date), default=None),
+                                  language)
+        elif scope.period:
+            text, citations, invented = no_match_text(scope.period, nearest, language), [], []
         else:
             text, citations, invented = ABSTENTION[language], [], []
         timings["total"] = time.perf_counter() - started
         return Answer(question, text, not citations, language, citations, invented, result.chunks,
                       len(answer.sources), answer.generation.finish_reason, timings, self.models,
-                      search_query=result.lexical_query,
-                      support=answer.support, withheld=withheld, ungrounded_numbers=answer.ungrounded_numbers)
+                      search_query=result.lexical_query, support=answer.support, withheld=withheld,
+                      ungrounded_numbers=answer.ungrounded_numbers, scope=scope, nearest=nearest, dates=dates)
+
+    def answer_from(self, question: str, sources: list[Chunk], language: str, timings: dict[str, float],
+                    on_token: Callable[[str], None] | None = None,
+                    on_stage: Callable[[str], None] | None = None) -> Attempt:
+        """The answer's attempts over `sources`: the streamed one (or a likelier reply), then, when
+        that is withdrawn, one over the sentences nearest the question."""
+        answer = self.likeliest(question, self.attempt(question, sources, language, timings, on_token,
+                                                       self.settings.alternative_replies, on_stage=on_stage),
+                                language, timings)
+        if not answer.supported and self.settings.focus_sentences and sources:
+            t = time.perf_counter()
+            # Not streamed: the caller shows the checked answer when it differs from what streamed.
+            focused = self.attempt(question, self.focus(question, sources), language, {}, purpose="focused_answer")
+            timings["focused_attempt"] = time.perf_counter() - t
+            # The same answer again is the answer already withdrawn, not a second opinion.
+            if focused.supported and answer_words(focused) != answer_words(answer):
+                answer = focused
+        return answer
+
+    def outside(self, question: str, scope: TimeScope, k: int, language: str,
+                timings: dict[str, float]) -> tuple[Attempt, str | None]:
+        """Nothing published in the period answered: one answer over the whole index finds the
+        nearest dated evidence. Its answer stands only if it cites an article of the period (the
+        first try's sources were others); else the date of the nearest article it cites."""
+        t = time.perf_counter()
+        found = [r for r in self.retriever.search(question, k=k).chunks if not addresses_the_model(r.chunk.text)]
+        sources = self.fit_sources(question, found, language)
+        attempt = self.attempt(question, sources, language, {}, purpose="nearest_evidence")
+        timings["nearest_evidence"] = time.perf_counter() - t
+        days = [c.date for c in attempt.resolved.citations if c.verified and c.date] \
+            if attempt.supported and attempt.resolved else []
+        if any(date.fromisoformat(day) in scope.period for day in days):
+            return attempt, None
+        return attempt, nearest_day(days, scope.period)
+
+    def dates(self, retrieved: list[RetrievedChunk]) -> dict[str, str | None]:
+        return {doc_id: self.index.documents[doc_id].date for doc_id in {r.chunk.doc_id for r in retrieved}}
 
 
 def answer_words(attempt: Attempt) -> list[str]:

@@ -13,7 +13,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from rag.answer.answering import Answer, QuestionAnswerer
+from rag.answer.answering import QuestionAnswerer
+from rag.answer.answers import Answer
+from rag.answer.timeframe import TimeFrame
 from rag.models.generation import metered, model_call
 from rag.search.retrieval import RetrievalResult
 from rag.text.language import LANGUAGE_NAMES, detect_language
@@ -63,6 +65,7 @@ class ChatSession:
     last: Answer | None = None
     k: int | None = None
     standalone_question: str | None = None  # what the last question was searched as
+    frame: TimeFrame = field(default_factory=TimeFrame)  # the reference date and period of its questions
 
     def standalone(self, question: str) -> str:
         """The question rewritten from the recent turns; unchanged when there is no history, or
@@ -93,7 +96,8 @@ class ChatSession:
             if searched != question and on_rewrite:
                 on_rewrite(searched)
             answer = self.answerer.ask(searched, k=self.k, on_token=on_token, on_retrieval=on_retrieval,
-                                       on_stage=on_stage)
+                                       on_stage=on_stage, today=self.frame.today, since=self.frame.since,
+                                       until=self.frame.until)
         if self.history:  # a follow-up: its rewrite is a stage of the answer
             answer.timings["rewrite"] = rewrite_seconds
         if self.answerer.generator.stop_requested:  # a stopped answer is no part of the conversation

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from rag.answer.answering import AnswerSettings, QuestionAnswerer
+from rag.answer.timeframe import TimeFrame
 from rag.errors import RagError
 from rag.models.embedding import E5Embedder, Embedder, SentenceTransformerEmbedder
 from rag.models.generation import Generator
@@ -84,20 +85,21 @@ class ModelChoice:
 
 def open_answerer(index_dir: Location, choice: ModelChoice = ModelChoice(),
                   retrieval: RetrievalSettings = RetrievalSettings(), answer: AnswerSettings = AnswerSettings(),
-                  progress: Callable[[int, int], None] | None = None) -> QuestionAnswerer:
+                  progress: Callable[[int, int], None] | None = None, frame: TimeFrame = TimeFrame()) -> QuestionAnswerer:
     """An answerer over the index at `index_dir`, refusing it if it was built with another embedder."""
     embedder = make_embedder(choice.embedder)
     index = open_store(index_dir, embedder.model_id)
-    return answerer_for(index, embedder, make_generator(choice.model, progress, choice.server), retrieval, answer)
+    return answerer_for(index, embedder, make_generator(choice.model, progress, choice.server), retrieval, answer,
+                        frame)
 
 
 def answerer_for(index: Store, embedder: Embedder, generator: Generator,
                  retrieval: RetrievalSettings = RetrievalSettings(),
-                 answer: AnswerSettings = AnswerSettings()) -> QuestionAnswerer:
+                 answer: AnswerSettings = AnswerSettings(), frame: TimeFrame = TimeFrame()) -> QuestionAnswerer:
     models = {"embedder": embedder.model_id, "embedder_sha256": getattr(embedder, "sha256", ""),
               "generator": generator.model_id, "generator_sha256": getattr(generator, "sha256", "")}
     return QuestionAnswerer(index, Retriever(index, embedder, retrieval), generator, answer, models,
-                            translate=translator_for(generator).translate)
+                            translate=translator_for(generator).translate, frame=frame)
 
 
 def make_translator(path: str | None = None, progress: Callable[[int, int], None] | None = None) -> QueryTranslator:

@@ -16,7 +16,8 @@ import statistics
 import string
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from rag.errors import RagError
@@ -95,9 +96,20 @@ class EvalQuestion:
     answerable: bool
     answers: list[str]
     sources: list[str]
-    tags: list[str]
+    tags: list[str] = field(default_factory=list)
     number: dict | None = None
     all_of: list[list[str]] | None = None
+    # Time (eval/temporal/): the day the question is read on, its kind (current, past, plan, since,
+    # uncovered: reported as a tag) and the superseded or other-period values a stale answer gives.
+    today: str | None = None
+    kind: str | None = None
+    stale: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.today:
+            date.fromisoformat(self.today)
+        if self.kind and self.kind not in self.tags:
+            object.__setattr__(self, "tags", [*self.tags, self.kind])  # frozen: set once, here
 
 
 def load_eval_set(path: Path) -> list[EvalQuestion]:
@@ -145,10 +157,23 @@ def score_question(q: EvalQuestion, answer: dict, k: int) -> dict:
         "abstained_on_unanswerable": float(answer["abstained"]) if not q.answerable else None,
         "answered_answerable": float(not answer["abstained"]) if q.answerable else None,
         "seconds": answer["timings"].get("total", 0.0),
+        # a superseded or other-period value given as the answer
+        "stale": (not answer["abstained"] and not answer_is_correct(q, answer["answer"], False)
+                  and any(alias_present(answer["answer"], v) for v in q.stale)) if q.stale else None,
+        "in_period": in_period(answer),
         # what was quoted, where: a changed answer in a later report can be read against this one
         "citations": [{key: c.get(key) for key in ("doc_id", "start", "end", "quote", "verified")}
                       for c in answer["citations"]],
     }
+
+
+def in_period(answer: dict) -> float | None:
+    """The share of retrieved chunks published inside the period searched (None: no period)."""
+    period, retrieved = answer.get("period"), answer["retrieved"]
+    if not period or not retrieved:
+        return None
+    inside = [r.get("date") and period["since"] <= r["date"] <= period["until"] for r in retrieved]
+    return sum(map(bool, inside)) / len(inside)
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -158,6 +183,8 @@ def summarize(rows: list[dict]) -> dict:
 
     summary = {"questions": len(rows), "answer_accuracy": mean("correct")}
     summary.update({key: mean(key) for key in TOLERANCES if key != "answer_accuracy"})
+    summary["stale_answers"] = sum(bool(r.get("stale")) for r in rows)
+    summary["period_precision"] = mean("in_period")
     summary["seconds_per_question"] = mean("seconds")
     return summary
 
@@ -198,7 +225,8 @@ def without_timings(report: dict) -> dict:
 
 
 def run_eval(answerer, questions: list[EvalQuestion], on_done=None) -> dict:
-    """Answer every question with one loaded answerer and build the report."""
+    """Answer every question with one loaded answerer and build the report; a question with a
+    `today` is read on that day, others on the answerer's reference date (`rag eval --today`)."""
     from dataclasses import asdict
     from datetime import datetime, timezone
 
@@ -206,7 +234,7 @@ def run_eval(answerer, questions: list[EvalQuestion], on_done=None) -> dict:
     k = answerer.settings.k
     rows = []
     for q in questions:
-        answer = answerer.ask(q.question).to_json()
+        answer = answerer.ask(q.question, today=date.fromisoformat(q.today) if q.today else None).to_json()
         rows.append(score_question(q, answer, k))
         if on_done:
             on_done(rows[-1])

@@ -236,7 +236,7 @@ def _relative_rules() -> list[tuple[re.Pattern, Callable[[re.Match, date], tuple
         (re.compile(r"(?:heute|today)\b"), lambda m, t: (t, t)),
         (re.compile(rf"(?:in den |in the |during the |over the |for the )?(?:letzten|vergangenen|last|past) ({_NUMBER}) "
                     rf"({_UNIT})\b"), lambda m, t: (ago(t, number(m[1]), UNITS[m[2]]), t)),
-        (re.compile(rf"(?:the )?past (week|month|year)\b"), lambda m, t: (ago(t, 1, UNITS[m[1]]), t)),
+        (re.compile(r"(?:the )?past (week|month|year)\b"), lambda m, t: (ago(t, 1, UNITS[m[1]]), t)),
         (re.compile(rf"{last} (woche|week)\b"), lambda m, t: week_span(t - timedelta(weeks=1))),
         (re.compile(rf"{last} (monat|month)\b"), lambda m, t: unit_span(shift_months(t, -1), "month")),
         (re.compile(rf"(?:im )?{last} (jahr|year)\b"), lambda m, t: unit_span(date(t.year - 1, 1, 1), "year")),

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
 
-from rag.answer.answering import Answer
+from rag.answer.answers import Answer
 from rag.app import pipeline
 from rag.app.cli.common import (
     EmbedderOption,
@@ -21,6 +22,9 @@ from rag.app.cli.common import (
     MinSupportOption,
     ModelOption,
     RetrievalOption,
+    SinceOption,
+    TodayOption,
+    UntilOption,
     app,
     assembly_progress,
     ctrl_c_stops,
@@ -30,6 +34,7 @@ from rag.app.cli.common import (
     open_answerer,
     out,
     progress_bar,
+    time_frame,
 )
 
 
@@ -62,7 +67,7 @@ def answer_on_screen(generator, ask) -> Answer:
             with ctrl_c_stops(generator):
                 answer = ask(on_token)
     out.print(answer.answer, markup=False, soft_wrap=True, highlight=False)
-    if answer.abstained:
+    if answer.abstained and not answer.outside_period:  # that answer says why itself
         out.print(f"({answer.withdrawal_reason()})", style="dim", markup=False, soft_wrap=True)
     return answer
 
@@ -75,12 +80,12 @@ def print_answer_sources(answer: Answer, console: Console = out) -> None:
     for c in shown:
         excerpt = c.quote if len(c.quote) <= 160 else c.quote[:157] + "…"
         if c.title or c.site:  # an article from the web or an export: title · site · date, and its link
-            about = " · ".join(part for part in (c.title, c.site, c.date) if part)
+            about = " · ".join(part for part in (c.title, c.site, c.date or "undated") if part)
             console.print(f"  [{c.number}] {about} (chars {c.start}-{c.end}): “{excerpt}”", soft_wrap=True, markup=False)
             if c.source_link or c.url:
                 console.print(f"      {c.source_link or c.url}", soft_wrap=True, markup=False, style="dim")
             continue
-        date = f", {c.date}" if c.date else ""
+        date = f", {c.date}" if c.date else ", undated"
         console.print(f"  [{c.number}] {c.doc_id}{date} (chars {c.start}-{c.end}): “{excerpt}”",
                       soft_wrap=True, markup=False)
     if shown and answer.as_of:
@@ -111,11 +116,15 @@ def ask(question: str = typer.Argument(..., help="The question, in English or Ge
         embedder: Optional[str] = EmbedderOption,
         retrieval: str = RetrievalOption,
         llm_url: Optional[str] = LlmUrlOption,
-        llm_timeout: float = LlmTimeoutOption):
+        llm_timeout: float = LlmTimeoutOption,
+        today: Optional[datetime] = TodayOption,
+        since: Optional[datetime] = SinceOption,
+        until: Optional[datetime] = UntilOption):
     """Answer one question with cited sources."""
     if not question.strip():
         fail("the question is empty")
-    answerer = open_answerer(index_dir, model, embedder, retrieval, k, min_support, llm_url, llm_timeout)
+    answerer = open_answerer(index_dir, model, embedder, retrieval, k, min_support, llm_url, llm_timeout,
+                             time_frame(today, since, until))
     load_seconds = answerer.warm_up()
     if as_json:
         answer = answerer.ask(question)
@@ -137,14 +146,18 @@ def batch(file: Path = typer.Argument(..., help="Questions: .jsonl ({\"id\", \"q
           embedder: Optional[str] = EmbedderOption,
           retrieval: str = RetrievalOption,
           llm_url: Optional[str] = LlmUrlOption,
-          llm_timeout: float = LlmTimeoutOption):
+          llm_timeout: float = LlmTimeoutOption,
+          today: Optional[datetime] = TodayOption,
+          since: Optional[datetime] = SinceOption,
+          until: Optional[datetime] = UntilOption):
     """Answer a file of questions, one JSON object per line, resumable."""
     from rag.app.batch import read_questions, run_batch
 
+    frame = time_frame(today, since, until)
     questions, problems = read_questions(file)
     for line, reason in problems:
         err.print(f"{file}:{line}: skipped: {reason}", soft_wrap=True)
-    answerer = open_answerer(index_dir, model, embedder, retrieval, k, min_support, llm_url, llm_timeout)
+    answerer = open_answerer(index_dir, model, embedder, retrieval, k, min_support, llm_url, llm_timeout, frame)
     with progress_bar("answering") as bar:
         task = bar.add_task("answering", total=len(questions))
         summary = run_batch(answerer, questions, output, on_done=lambda: bar.advance(task))
@@ -196,12 +209,16 @@ def chat(index_dir: str = IndexOption,
          embedder: Optional[str] = EmbedderOption,
          retrieval: str = RetrievalOption,
          llm_url: Optional[str] = LlmUrlOption,
-         llm_timeout: float = LlmTimeoutOption):
+         llm_timeout: float = LlmTimeoutOption,
+         today: Optional[datetime] = TodayOption,
+         since: Optional[datetime] = SinceOption,
+         until: Optional[datetime] = UntilOption):
     """A conversation: answers stream, verified sources follow, follow-up questions are understood."""
     from rag.app.chat import ChatSession
     from rag.models.packages import rag_home
 
-    answerer = open_answerer(index_dir, model, embedder, retrieval, k, min_support, llm_url, llm_timeout)
+    answerer = open_answerer(index_dir, model, embedder, retrieval, k, min_support, llm_url, llm_timeout,
+                             time_frame(today, since, until))
     session = ChatSession(answerer, k=k)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if interactive:

@@ -10,6 +10,7 @@ import functools
 import signal
 import sys
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
@@ -19,6 +20,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from rag.answer.answering import AnswerSettings
+from rag.answer.timeframe import TimeFrame
 from rag.app import pipeline
 from rag.errors import RagError
 from rag.search.retrieval import MODES, RetrievalSettings
@@ -57,6 +59,13 @@ ContactOption = typer.Option(None, "--contact", help="A contact (e-mail or addre
 AllowPrivateOption = typer.Option(False, "--allow-private-hosts",
                                   help="Follow links in feeds and sitemaps to loopback, private and link-local "
                                        "addresses (refused by default: a feed must not reach internal services).")
+DAY = ["%Y-%m-%d"]
+TodayOption = typer.Option(None, "--today", formats=DAY, help="Read the questions as on this day (YYYY-MM-DD): "
+                           "what 'last week' or 'aktuell' mean, and no article after it counts as current. "
+                           "Default: today.")
+SinceOption = typer.Option(None, "--since", formats=DAY, help="Only articles published on or after this day "
+                           "(YYYY-MM-DD); with --until, replaces a period the question names.")
+UntilOption = typer.Option(None, "--until", formats=DAY, help="Only articles published on or before this day (YYYY-MM-DD).")
 MinCharsOption = typer.Option(400, "--min-chars", min=1, help="A page with less article text than this is not an "
                                                               "article (a teaser, login page or section front).")
 
@@ -121,10 +130,19 @@ def model_choice(model: Optional[str], embedder: Optional[str], llm_url: Optiona
     return pipeline.ModelChoice(model, embedder, pipeline.ServerChoice(llm_url, timeout=llm_timeout))
 
 
+def time_frame(today: Optional[datetime], since: Optional[datetime], until: Optional[datetime]) -> TimeFrame:
+    """The --today, --since and --until options as the answerer's time frame (one line for since after until)."""
+    try:
+        return TimeFrame(*(value.date() if value else None for value in (today, since, until)))
+    except ValueError as exc:
+        fail(str(exc))
+
+
 def open_answerer(index: Path, model: Optional[str], embedder: Optional[str], retrieval: str, k: int, min_support: float,
-          llm_url: Optional[str] = None, llm_timeout: float = 60.0):
+          llm_url: Optional[str] = None, llm_timeout: float = 60.0, frame: TimeFrame = TimeFrame()):
     try:
         return pipeline.open_answerer(index, model_choice(model, embedder, llm_url, llm_timeout), RetrievalSettings(mode=retrieval),
-                                      AnswerSettings(k=k, min_support=min_support), progress=assembly_progress())
+                                      AnswerSettings(k=k, min_support=min_support), progress=assembly_progress(),
+                                      frame=frame)
     except ValueError as exc:
         fail(str(exc))

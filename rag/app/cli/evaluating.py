@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from rag.app.cli.common import (
+    DAY,
     EmbedderOption,
     IndexOption,
     KOption,
@@ -25,6 +26,7 @@ from rag.app.cli.common import (
     open_answerer,
     out,
     progress_bar,
+    time_frame,
 )
 
 
@@ -46,7 +48,9 @@ def evaluate(question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--
              embedder: Optional[str] = EmbedderOption,
              retrieval: str = RetrievalOption,
              llm_url: Optional[str] = LlmUrlOption,
-             llm_timeout: float = LlmTimeoutOption):
+             llm_timeout: float = LlmTimeoutOption,
+             today: Optional[datetime] = typer.Option(None, "--today", formats=DAY, help="Read the questions "
+                                                      "without a `today` of their own as on this day (YYYY-MM-DD).")):
     """Answer the evaluation set, score it per tag, and fail (exit 1) on a regression against the baseline."""
     from rich.table import Table
 
@@ -67,7 +71,8 @@ def evaluate(question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--
         fail(f"no baseline at {baseline}; record one with --update-baseline")
     except ValueError as exc:
         fail(str(exc))
-    answerer = open_answerer(index_dir, model, embedder, retrieval, k, min_support, llm_url, llm_timeout)
+    answerer = open_answerer(index_dir, model, embedder, retrieval, k, min_support, llm_url, llm_timeout,
+                             time_frame(today, None, None))
     answerer.warm_up()
     with progress_bar("evaluating") as bar:
         task = bar.add_task("evaluating", total=len(questions))
@@ -76,14 +81,17 @@ def evaluate(question_set: Path = typer.Option(Path("eval/questions.jsonl"), "--
     columns = [("answer_accuracy", "correct"), ("retrieval_hit", "retr. hit"), ("recall_at_k", f"R@{k}"),
                ("citation_precision", "cite P"), ("citation_recall", "cite R"), ("verified_rate", "verified"),
                ("abstained_on_unanswerable", "abstain ok"), ("answered_answerable", "answered"),
-               ("seconds_per_question", "s/q")]
+               ("stale_answers", "stale"), ("period_precision", "in period"), ("seconds_per_question", "s/q")]
     table.add_column("tag")
     table.add_column("n", justify="right")
     for _, title in columns:
         table.add_column(title, justify="right")
 
+    def cell(value) -> str:
+        return "-" if value is None else str(value) if isinstance(value, int) else f"{value:.2f}"
+
     def cells(summary):
-        return [str(summary["questions"])] + ["-" if summary[key] is None else f"{summary[key]:.2f}" for key, _ in columns]
+        return [str(summary["questions"])] + [cell(summary[key]) for key, _ in columns]
 
     for tag, summary in result["tags"].items():
         table.add_row(tag, *cells(summary))

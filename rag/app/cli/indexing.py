@@ -100,5 +100,5 @@ def documents(index_dir: str = IndexOption,
             print(json.dumps(row, ensure_ascii=False))
         else:
             about = " · ".join(str(row[key]) for key in ("title", "site") if row.get(key))
-            out.print(f"{row['doc_id']}  {row['date'] or '-':10}  {row['chunks']:>4} chunks  {row.get('url') or row['path']}"
+            out.print(f"{row['doc_id']}  {row['date'] or 'undated':10}  {row['chunks']:>4} chunks  {row.get('url') or row['path']}"
                       + (f"  ({about})" if about else ""), soft_wrap=True, highlight=False, markup=False)

@@ -13,7 +13,7 @@ import time
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from rag.answer.answering import Answer
+from rag.answer.answers import Answer
 from rag.app.chat import conversation_from_messages
 from rag.app.http.errors import ApiError
 from rag.app.http.jobs import (
@@ -108,12 +108,14 @@ async def chat_completions(body: ChatRequest, request: Request, state: ServerSta
     history, question = conversation(body)
     identity = (f"chatcmpl-{request.state.request_id}", int(time.time()), state.service.generator.model_id)
     if not body.stream:
-        job = submit(state, ask_work(state.service, question, body.k, body.min_support, history=history))
+        job = submit(state, ask_work(state.service, question, body.k, body.min_support, history=history,
+                                    frame=body.frame()))
         answer, searched = await result_of(request, job)
         return JSONResponse(completion(answer, searched, *identity),
                             headers={"X-Queue-Seconds": f"{job.queue_seconds:.3f}"})
     events: asyncio.Queue = asyncio.Queue()
-    job = submit(state, ask_work(state.service, question, body.k, body.min_support, emitter(events), history))
+    job = submit(state, ask_work(state.service, question, body.k, body.min_support, emitter(events), history,
+                                body.frame()))
     return sse_response(completion_chunks(request, job, events, identity))
 
 

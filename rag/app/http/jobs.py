@@ -19,7 +19,8 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
-from rag.answer.answering import Answer
+from rag.answer.answers import Answer
+from rag.answer.timeframe import TimeFrame
 from rag.app.chat import ChatSession
 from rag.app.http.errors import ApiError, error_body
 from rag.app.http.metrics import ServerMetrics
@@ -139,7 +140,7 @@ def submit(state: ServerState, work) -> Job:
 
 
 def ask_work(service: AnswerService, question: str, k: int | None, min_support: float | None, emit=None,
-             history: list | None = None):
+             history: list | None = None, frame: TimeFrame = TimeFrame()):
     """The model work of one question: a follow-up made standalone first when there is a history."""
     def work(job: Job) -> tuple[Answer, str]:
         answerer = service.answerer(min_support, job.generator)
@@ -152,7 +153,7 @@ def ask_work(service: AnswerService, question: str, k: int | None, min_support: 
         def on_event(name: str):
             return (lambda data: emit(name, data)) if emit else None
 
-        session = ChatSession(answerer, history=list(history or []), k=k)
+        session = ChatSession(answerer, history=list(history or []), k=k, frame=frame)
         answer = session.ask(question, on_token=on_token, on_retrieval=on_event("retrieval"),
                              on_rewrite=on_event("rewrite"), on_stage=on_event("stage"))
         return answer, session.standalone_question or question

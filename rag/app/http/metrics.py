@@ -26,7 +26,7 @@ from datetime import datetime
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from rag.answer.answering import Answer
+from rag.answer.answers import Answer
 from rag.errors import RagError
 from rag.store.locations import read_follow_state
 
@@ -42,7 +42,7 @@ STAGE_OF_TIMING = {
     "total": "total",
 }
 STAGES = ("rewrite", "retrieval", "model", "check", "retry", "total")
-WITHDRAWAL_KINDS = ("ungrounded_numbers", "unsupported", "weak_support")  # answer.Answer.withdrawal_kind
+WITHDRAWAL_KINDS = ("outside_period", "ungrounded_numbers", "unsupported", "weak_support")  # answer.Answer.withdrawal_kind
 SECONDS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160)
 
 

@@ -109,11 +109,13 @@ async def document(doc_id: str, state: ServerState = Depends(server_state)):
 async def ask(body: AskRequest, request: Request, state: ServerState = Depends(server_state)):
     history = [Turn(turn.question, turn.answer) for turn in body.history]
     if not body.stream:
-        job = submit(state, ask_work(state.service, body.question, body.k, body.min_support, history=history))
+        job = submit(state, ask_work(state.service, body.question, body.k, body.min_support, history=history,
+                                    frame=body.frame()))
         answer, _ = await result_of(request, job)
         return JSONResponse(answer.to_json(), headers={"X-Queue-Seconds": f"{job.queue_seconds:.3f}"})
     events: asyncio.Queue = asyncio.Queue()
-    job = submit(state, ask_work(state.service, body.question, body.k, body.min_support, emitter(events), history))
+    job = submit(state, ask_work(state.service, body.question, body.k, body.min_support, emitter(events), history,
+                                body.frame()))
 
     async def stream():
         async for event, data in follow(request, job, events):

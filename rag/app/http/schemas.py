@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from rag.answer.timeframe import TimeFrame
 
 from rag.search.retrieval import MODES
 
@@ -23,7 +26,24 @@ class EarlierTurn(BaseModel):
     answer: str = Field(max_length=4 * MAX_QUESTION_CHARS)
 
 
-class AskRequest(BaseModel):
+class TimeFields(BaseModel):
+    """The reference date a question is read on (default: the server's today) and the period to
+    search, replacing one the question names (`rag ask --today/--since/--until`)."""
+
+    today: date | None = None
+    since: date | None = None
+    until: date | None = None
+
+    @model_validator(mode="after")
+    def since_before_until(self):
+        self.frame()
+        return self
+
+    def frame(self) -> TimeFrame:
+        return TimeFrame(self.today, self.since, self.until)
+
+
+class AskRequest(TimeFields):
     model_config = ConfigDict(extra="forbid")
     question: str = Question
     # Earlier turns, oldest first: the question is then made standalone from them, as `rag chat` does.
@@ -57,7 +77,7 @@ class ChatMessage(BaseModel):
         return self.content or ""
 
 
-class ChatRequest(BaseModel):
+class ChatRequest(TimeFields):
     """OpenAI's request; sampling options (temperature, ...) are accepted and ignored: answers are greedy."""
 
     model_config = ConfigDict(extra="allow")

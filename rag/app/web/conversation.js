@@ -91,14 +91,14 @@ export class AskTurnView {
     list.setAttribute("role", "group");
     list.setAttribute("aria-label", t("sources"));
     for (const citation of answer.citations.filter((c) => c.verified)) {
-      const label = `[${citation.number}] ${articleName(citation)}${citation.date ? ` · ${citation.date}` : ""}`;
+      const label = `[${citation.number}] ${articleName(citation)} · ${citation.date || t("undated")}`;
       const chip = button("chip", label, () => this.openCitation(answer, citation));
       chip.dataset.docId = citation.doc_id;
       chip.dataset.start = String(citation.start);
       chip.dataset.end = String(citation.end);
       chip.dataset.number = String(citation.number);
       chip.setAttribute("aria-label", t("citationLabel", { number: citation.number, doc: articleName(citation),
-        date: citation.date ? `, ${citation.date}` : "" }));
+        date: `, ${citation.date || t("undated")}` }));
       chip.setAttribute("aria-describedby", "card");
       for (const name of ["mouseenter", "focus"]) chip.addEventListener(name, () => this.actions.showCard(chip, citation));
       for (const name of ["mouseleave", "blur"]) chip.addEventListener(name, () => this.actions.hideCard());
@@ -124,7 +124,7 @@ export class AskTurnView {
       const list = element("ul", "source-list");
       for (const c of cited) {
         const item = element("li");
-        item.append(element("span", "source-head", `[${c.number}] ${articleName(c)}${c.date ? ` · ${c.date}` : ""} · ${charsLabel(c.start, c.end)}`));
+        item.append(element("span", "source-head", `[${c.number}] ${articleName(c)} · ${c.date || t("undated")} · ${charsLabel(c.start, c.end)}`));
         const quote = element("blockquote", "quote", c.quote);
         quote.lang = "de";
         item.append(quote);

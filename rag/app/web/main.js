@@ -11,7 +11,7 @@ const $ = (id) => document.getElementById(id);
 const page = {
   conversation: $("conversation"), empty: $("empty"), form: $("ask-form"), question: $("question"),
   label: $("question-label"), send: $("send"), stop: $("stop"), card: $("card"), announcer: $("announcer"),
-  status: $("index-status"), dialog: $("key-dialog"),
+  status: $("index-status"), dialog: $("key-dialog"), since: $("since"), until: $("until"),
 };
 const state = { mode: "ask", turns: loadTurns(), controller: null, opener: null };
 const reader = new Reader(() => state.opener?.focus());
@@ -72,7 +72,10 @@ async function ask(question) {
     error: (data) => { turn.error = data.error?.message || "error"; },
   };
   try {
-    await streamAsk({ question, history: history() }, (name, data) => handlers[name]?.(data), state.controller.signal);
+    // The date range, when set, replaces a period the question names (the API's since and until).
+    const period = { since: page.since.value || undefined, until: page.until.value || undefined };
+    await streamAsk({ question, history: history(), ...period }, (name, data) => handlers[name]?.(data),
+      state.controller.signal);
     if (!turn.answer && !turn.error) turn.error = "the answer stream ended early";
   } catch (error) {
     if (error.name === "AbortError") turn.stopped = true;
@@ -127,7 +130,7 @@ function showCard(chip, citation) {
   quote.textContent = `„${citation.quote}“`;
   const where = document.createElement("p");
   where.className = "small";
-  where.textContent = `${articleName(citation)}${citation.date ? ` · ${citation.date}` : ""} · ${t("verifiedAt", { start: citation.start, end: citation.end })}`;
+  where.textContent = `${articleName(citation)} · ${citation.date || t("undated")} · ${t("verifiedAt", { start: citation.start, end: citation.end })}`;
   page.card.replaceChildren(quote, where);
   page.card.hidden = false;
   const box = chip.getBoundingClientRect();

@@ -1,0 +1,176 @@
+"""Time in answering, over the temporal set's dated articles with a stand-in model that answers
+with the first sentence of the first source it is shown: the period a question names (or
+since/until) decides what the model sees, a period nothing in the index answers gets the no-match
+answer naming the nearest dated evidence, a question about the state now gets the newest sources
+first and its answer dated. The real model on the whole set: `rag eval --set eval/temporal`."""
+
+import re
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+from fakes import FakeEmbedder, FakeGenerator
+
+from rag.answer.answering import AnswerSettings, QuestionAnswerer
+from rag.answer.timeframe import read_scope
+from rag.search.retrieval import RetrievalSettings, Retriever
+from rag.store.sqlite import build_index, open_index
+from rag.text.chunking import ChunkerSettings
+
+TEMPORAL = Path(__file__).parents[1] / "eval" / "temporal" / "articles"
+TODAY = date(2025, 11, 30)
+
+
+def first_sentence_of_source_one(messages) -> str:
+    user = messages[-1]["content"]
+    found = re.search(r"\[1\][^\n]*\n(.+?[.!?])(?:\s|$)", user, re.S)
+    return f"{found[1]} [1]" if found else ""
+
+
+def source_dates(messages) -> list[str]:
+    return re.findall(r"^\[\d+\] \((\d{4}-\d\d-\d\d)\)$", messages[-1]["content"], re.M)
+
+
+@pytest.fixture(scope="module")
+def answerer(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("temporal")
+    shutil.copytree(TEMPORAL, folder / "articles")
+    embedder = FakeEmbedder()
+    build_index([folder / "articles"], folder / "index", embedder, ChunkerSettings(max_tokens=64, overlap_tokens=8))
+    index = open_index(folder / "index", embedder.model_id)
+    generator = FakeGenerator(first_sentence_of_source_one)
+    return QuestionAnswerer(index, Retriever(index, embedder, RetrievalSettings()), generator,
+                            AnswerSettings(k=5, prompt_sources=3, shorten_after_words=0, focus_sentences=0,
+                                           alternative_replies=0))
+
+
+def answer_calls(answerer):
+    return [c for c in answerer.generator.calls if "news excerpts" in c[0]["content"]]
+
+
+def test_a_period_in_the_question_decides_what_the_model_sees(answerer):
+    answerer.generator.calls.clear()
+    answer = answerer.ask("Wie hoch war die Arbeitslosenquote im Kreis Rheinfeld im Juli?", today=TODAY)
+    [call] = answer_calls(answerer)
+    assert source_dates(call) and all(d.startswith("2025-07") for d in source_dates(call)), source_dates(call)
+    assert answer.citations[0].date.startswith("2025-07") and not answer.abstained
+    assert answer.to_json()["period"] == {"since": "2025-07-01", "until": "2025-07-31", "from": "question"}
+    assert answer.to_json()["today"] == "2025-11-30"
+    assert all(answerer.index.documents[r.chunk.doc_id].date.startswith("2025-07") for r in answer.retrieved)
+
+
+def test_since_and_until_replace_the_period_the_question_names(answerer):
+    answerer.generator.calls.clear()
+    answer = answerer.ask("Wie hoch war die Arbeitslosenquote im Kreis Rheinfeld im Juli?", today=TODAY,
+                          since=date(2025, 10, 1), until=date(2025, 10, 31))
+    assert set(source_dates(answer_calls(answerer)[0])) <= {f"2025-10-{d:02}" for d in range(1, 32)}
+    assert answer.to_json()["period"] == {"since": "2025-10-01", "until": "2025-10-31", "from": "given"}
+    with pytest.raises(ValueError, match="after until"):
+        answerer.ask("Arbeitslosenquote?", since=date(2025, 10, 2), until=date(2025, 10, 1))
+
+
+def test_a_period_no_article_covers_says_so_and_names_the_nearest_evidence(answerer):
+    answerer.generator.calls.clear()
+    answer = answerer.ask("Wie viel kostete ein Liter Diesel in der Region Rheinfeld im Jahr 2024?", today=TODAY)
+    assert answer.abstained and answer.citations == [] and answer.retrieved == []
+    # No article of 2024: no answer drafted from it; one answer over the whole index finds the nearest.
+    [call] = answer_calls(answerer)
+    nearest = min(source_dates(call))
+    assert answer.nearest == nearest
+    assert re.fullmatch(r"Kein Artikel aus dem Zeitraum 2024 beantwortet das\. Der nächste ist vom \d+\. \w+ 2025\.",
+                        answer.answer), answer.answer
+    data = answer.to_json()
+    assert data["nearest"] == nearest and data["withdrawal"].startswith("withdrawn: no article from 2024 answers this")
+    assert answer.withdrawal_kind == "outside_period"
+
+
+def test_a_question_about_now_sees_the_newest_sources_first_and_none_after_its_reference_date(answerer):
+    answerer.generator.calls.clear()
+    answer = answerer.ask("Wie hoch ist die Arbeitslosenquote im Kreis Rheinfeld aktuell?", today=date(2025, 8, 15))
+    dates = source_dates(answer_calls(answerer)[0])
+    assert dates == sorted(dates, reverse=True) and max(dates) <= "2025-08-15" and len(set(dates)) > 1, dates
+    assert answer.citations[0].date == dates[0] == answer.as_of == "2025-07-31"
+    assert answer.answer.endswith(" (Stand: 31. Juli 2025) [1]"), answer.answer
+    assert answer.to_json()["period"] is None
+
+
+def test_a_plan_for_a_later_date_filters_nothing_and_plain_questions_keep_their_order(answerer):
+    assert read_scope("Wie hoch wird die Kita-Gebühr ab Januar 2026 sein?", TODAY).period is None
+    scope = read_scope("Seit wann ist Sabine Hoffmann Oberbürgermeisterin?", TODAY)
+    assert scope.first and scope.period is None and not scope.current
+    answerer.generator.calls.clear()
+    answerer.ask("Wie hoch wird die Kita-Gebühr in Rheinfeld ab Januar 2026 sein?", today=TODAY)
+    assert source_dates(answer_calls(answerer)[0])  # answered from what was found, whatever its date
+
+
+@pytest.fixture
+def temporal_index(tmp_path, monkeypatch):
+    """The temporal set indexed with the fake embedder; the CLI's models are the stand-ins."""
+    from rag.app import pipeline
+
+    generator = FakeGenerator(first_sentence_of_source_one)
+    monkeypatch.setattr(pipeline, "make_embedder", lambda path=None: FakeEmbedder(max_tokens=256))
+    monkeypatch.setattr(pipeline, "make_generator", lambda path=None, progress=None, server=None: generator)
+    build_index([TEMPORAL], tmp_path / "idx", FakeEmbedder(max_tokens=256))
+    return tmp_path / "idx", generator
+
+
+def test_the_answering_commands_take_today_since_and_until(temporal_index, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from rag.app.cli import app
+
+    index, generator = temporal_index
+    runner = CliRunner()
+    ask = ["ask", "Wie hoch ist die Arbeitslosenquote im Kreis Rheinfeld?", "--index", str(index)]
+    data = json.loads(runner.invoke(app, [*ask, "--json", "--since", "2025-04-01", "--until", "2025-04-30",
+                                          "--today", "2025-06-01"]).stdout)
+    assert data["today"] == "2025-06-01" and data["period"]["from"] == "given"
+    assert {r["date"] for r in data["retrieved"]} and all(r["date"].startswith("2025-04") for r in data["retrieved"])
+    shown = runner.invoke(app, ["ask", "Wie hoch war die Arbeitslosenquote im Kreis Rheinfeld im Jahr 2023?",
+                                "--index", str(index), "--today", "2025-11-30"])
+    assert shown.exit_code == 0 and shown.stdout.startswith("Kein Artikel aus dem Zeitraum 2023 beantwortet das. "
+                                                             "Der nächste ist vom "), shown.stdout
+    questions = tmp_path / "q.jsonl"
+    questions.write_text('{"id": "a", "question": "Wie hoch ist die Arbeitslosenquote aktuell?"}\n')
+    result = runner.invoke(app, ["batch", str(questions), "-o", str(tmp_path / "out.jsonl"), "--index", str(index),
+                                 "--today", "2025-05-15"])
+    [line] = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert result.exit_code == 0 and line["today"] == "2025-05-15"
+    assert line["citations"] and all(c["date"] <= "2025-05-15" for c in line["citations"]), line
+    assert line["as_of"] <= "2025-05-15" and "(Stand: " in line["answer"]
+    refused = runner.invoke(app, [*ask, "--since", "2025-05-02", "--until", "2025-05-01"])
+    assert refused.exit_code == 2 and refused.stderr == "error: since (2025-05-02) is after until (2025-05-01)\n"
+    not_a_day = runner.invoke(app, [*ask, "--today", "2025-13-01"])  # click's usage error
+    assert not_a_day.exit_code == 2 and "'2025-13-01' does not match" in not_a_day.stderr
+
+
+def test_the_api_takes_today_since_and_until_and_refuses_since_after_until(tmp_path):
+    import httpx
+    from conftest import LiveServer
+
+    from rag.app.http.server import ServerSettings, create_app
+    from rag.app.service import AnswerService
+
+    build_index([TEMPORAL], tmp_path / "idx", FakeEmbedder(max_tokens=256))
+    service = AnswerService(tmp_path / "idx", FakeEmbedder(max_tokens=256), FakeGenerator(first_sentence_of_source_one))
+    live = LiveServer(create_app(service, ServerSettings()), False).start()
+    try:
+        live.wait_ready()
+        question = "Wie hoch war die Arbeitslosenquote im Kreis Rheinfeld?"
+        answer = httpx.post(f"{live.url}/v1/ask", json={"question": question, "since": "2025-07-01",
+                                                        "until": "2025-07-31", "today": "2025-08-01"}, timeout=30).json()
+        assert answer["period"] == {"since": "2025-07-01", "until": "2025-07-31", "from": "given"}
+        assert answer["today"] == "2025-08-01" and all(r["date"].startswith("2025-07") for r in answer["retrieved"])
+        chat = httpx.post(f"{live.url}/v1/chat/completions", json={
+            "messages": [{"role": "user", "content": "Wie hoch war die Arbeitslosenquote im Jahr 2023?"}],
+            "today": "2025-11-30"}, timeout=30).json()
+        assert chat["choices"][0]["message"]["content"].startswith("Kein Artikel aus dem Zeitraum 2023")
+        refused = httpx.post(f"{live.url}/v1/ask", json={"question": question, "since": "2025-08-01",
+                                                         "until": "2025-07-01"}, timeout=30)
+        assert refused.status_code == 422 and "is after until" in refused.json()["error"]["message"]
+    finally:
+        live.stop()
