@@ -1,8 +1,8 @@
 """Time in answering, over the temporal set's dated articles with a stand-in model that answers
 with the first sentence of the first source it is shown: the period a question names (or
 since/until) decides what the model sees, a period nothing in the index answers gets the no-match
-answer naming the nearest dated evidence, a question about the state now gets the newest sources
-first and its answer dated. The real model on the whole set: `rag eval --set eval/temporal`."""
+answer naming the nearest dated evidence, a question about the state now sees nothing published
+after its reference date and its answer is dated. The real model on the whole set: `rag eval --set eval/temporal`."""
 
 import re
 import shutil
@@ -13,7 +13,7 @@ import pytest
 from fakes import FakeEmbedder, FakeGenerator
 
 from rag.answer.answering import AnswerSettings, QuestionAnswerer
-from rag.answer.timeframe import read_scope
+from rag.answer.timeframe import day_text, read_scope
 from rag.search.retrieval import RetrievalSettings, Retriever
 from rag.store.sqlite import build_index, open_index
 from rag.text.chunking import ChunkerSettings
@@ -58,6 +58,9 @@ def test_a_period_in_the_question_decides_what_the_model_sees(answerer):
     assert answer.to_json()["period"] == {"since": "2025-07-01", "until": "2025-07-31", "from": "question"}
     assert answer.to_json()["today"] == "2025-11-30"
     assert all(answerer.index.documents[r.chunk.doc_id].date.startswith("2025-07") for r in answer.retrieved)
+    # The quotes are judged on what is asked: the search kept to July already.
+    [judged] = [c[-1]["content"] for c in answerer.generator.calls if "Does the sentence answer" in c[-1]["content"]]
+    assert "Question: Wie hoch war die Arbeitslosenquote im Kreis Rheinfeld?" in judged
 
 
 def test_since_and_until_replace_the_period_the_question_names(answerer):
@@ -85,20 +88,23 @@ def test_a_period_no_article_covers_says_so_and_names_the_nearest_evidence(answe
     assert answer.withdrawal_kind == "outside_period"
 
 
-def test_a_question_about_now_sees_the_newest_sources_first_and_none_after_its_reference_date(answerer):
+def test_a_question_about_now_sees_nothing_published_after_its_reference_date_and_is_dated(answerer):
+    question = "Wie hoch ist die Arbeitslosenquote im Kreis Rheinfeld aktuell?"
     answerer.generator.calls.clear()
-    answer = answerer.ask("Wie hoch ist die Arbeitslosenquote im Kreis Rheinfeld aktuell?", today=date(2025, 8, 15))
+    answer = answerer.ask(question, today=date(2025, 8, 15))
     dates = source_dates(answer_calls(answerer)[0])
-    assert dates == sorted(dates, reverse=True) and max(dates) <= "2025-08-15" and len(set(dates)) > 1, dates
-    assert answer.citations[0].date == dates[0] == answer.as_of == "2025-07-31"
-    assert answer.answer.endswith(" (Stand: 31. Juli 2025) [1]"), answer.answer
-    assert answer.to_json()["period"] is None
+    assert max(dates) <= "2025-08-15" and len(set(dates)) > 1, dates
+    later = answerer.ask(question, today=TODAY)  # the October article is known by then
+    assert max(source_dates(answer_calls(answerer)[-1])) > "2025-08-15"
+    assert answer.citations[0].date == dates[0] == answer.as_of
+    assert answer.answer.endswith(f" (Stand: {day_text(dates[0], 'de')}) [1]"), answer.answer
+    assert answer.to_json()["period"] is None and later.to_json()["today"] == "2025-11-30"
 
 
-def test_a_plan_for_a_later_date_filters_nothing_and_plain_questions_keep_their_order(answerer):
+def test_a_plan_for_a_later_date_filters_nothing(answerer):
     assert read_scope("Wie hoch wird die Kita-Gebühr ab Januar 2026 sein?", TODAY).period is None
     scope = read_scope("Seit wann ist Sabine Hoffmann Oberbürgermeisterin?", TODAY)
-    assert scope.first and scope.period is None and not scope.current
+    assert scope.period is None and not scope.current
     answerer.generator.calls.clear()
     answerer.ask("Wie hoch wird die Kita-Gebühr in Rheinfeld ab Januar 2026 sein?", today=TODAY)
     assert source_dates(answer_calls(answerer)[0])  # answered from what was found, whatever its date

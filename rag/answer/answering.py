@@ -33,7 +33,8 @@ from rag.answer.shaping import (
     within_source_words,
     without_restated_question,
 )
-from rag.answer.timeframe import TimeFrame, TimeScope, in_time_order, nearest_day, no_match_text, read_scope, with_as_of
+from rag.answer.timeframe import (TimeFrame, TimeScope, known_by_then, nearest_day, no_match_text, read_scope,
+                                  with_as_of, without_period)
 from rag.models.generation import Generation, Generator, metered, model_call
 from rag.search.retrieval import RetrievalResult, RetrievedChunk, Retriever
 from rag.store.base import Store
@@ -179,9 +180,11 @@ class QuestionAnswerer:
 
     def attempt(self, question: str, sources: list[Chunk], language: str, timings: dict[str, float],
                 on_token: Callable[[str], None] | None = None, alternatives: int = 0,
-                purpose: str = "answer", on_stage: Callable[[str], None] | None = None) -> Attempt:
+                purpose: str = "answer", on_stage: Callable[[str], None] | None = None,
+                judged: str | None = None) -> Attempt:
         """One answer from `sources`: generated (with `alternatives` replies), then checked
-        (`on_stage("checking")` between the two)."""
+        (`on_stage("checking")` between the two); `judged`: the question its support is judged
+        against (default: `question`)."""
         with model_call(purpose):
             generation = self.generator.generate(build_messages(question, sources, self.index.documents, language),
                                                  self.settings.max_answer_tokens, on_token, alternatives)
@@ -189,10 +192,10 @@ class QuestionAnswerer:
             on_stage("checking")
         timings["prompt_processing"] = generation.prompt_seconds
         timings["generation"] = generation.generation_seconds
-        return self.check(question, sources, generation, language, timings)
+        return self.check(question, sources, generation, language, timings, judged)
 
     def check(self, question: str, sources: list[Chunk], generation: Generation, language: str,
-              timings: dict[str, float]) -> Attempt:
+              timings: dict[str, float], judged: str | None = None) -> Attempt:
         """A reply from `sources` with its citations resolved, its quotes and numbers checked, its support judged."""
         t = time.perf_counter()
         # An answer in another language than the sources may share no word with them ("Brazil").
@@ -209,12 +212,13 @@ class QuestionAnswerer:
         support = None
         if quotes and not ungrounded:
             t = time.perf_counter()
-            support = self.support(question, quotes, language)
+            support = self.support(judged or question, quotes, language)
             timings["support_check"] = time.perf_counter() - t
         return Attempt(sources, generation, resolved, quotes, support,
                        support is not None and support >= self.settings.min_support, sorted(ungrounded))
 
-    def likeliest(self, question: str, greedy: Attempt, language: str, timings: dict[str, float]) -> Attempt:
+    def likeliest(self, question: str, greedy: Attempt, language: str, timings: dict[str, float],
+                  judged: str | None = None) -> Attempt:
         """The attempt's most probable reply when that is not the greedy one, says something else
         and is supported; else the greedy attempt.
 
@@ -227,7 +231,7 @@ class QuestionAnswerer:
                 or analyze(strip_markers(best.text)) == answer_words(greedy):
             return greedy
         t = time.perf_counter()
-        other = self.check(question, greedy.sources, best, language, {})
+        other = self.check(question, greedy.sources, best, language, {}, judged)
         timings["likelier_reply_check"] = time.perf_counter() - t
         return other if other.supported else greedy
 
@@ -280,16 +284,19 @@ class QuestionAnswerer:
         t = time.perf_counter()
         withheld = [r.chunk.chunk_id for r in result.chunks if addresses_the_model(r.chunk.text)]
         dates = self.dates(result.chunks)
-        retrieved = in_time_order([r for r in result.chunks if r.chunk.chunk_id not in withheld], dates, scope)
+        retrieved = known_by_then([r for r in result.chunks if r.chunk.chunk_id not in withheld], dates, scope)
         sources = self.fit_sources(question, retrieved, language)
+        # The search kept to the period: the quotes are judged on what is asked, not on the period's
+        # words, which a sentence seldom repeats ("1,58 Euro" under "Dieselpreis sinkt im August").
+        judged = without_period(question, scope.period)
         timings["prompt_building"] = time.perf_counter() - t
         if scope.period and not sources:  # nothing published in the period: no answer to draft
             answer = None
         else:
-            answer = self.answer_from(question, sources, language, timings, on_token, on_stage)
+            answer = self.answer_from(question, sources, language, timings, on_token, on_stage, judged)
         nearest = None
         if scope.period and not (answer and answer.supported):
-            answer, nearest = self.outside(question, scope, k, language, timings)
+            answer, nearest = self.outside(question, scope, k, language, timings, judged)
         if answer.supported and not nearest:
             text = self.final_text(question, answer, language, timings)
             citations, invented = answer.resolved.citations, answer.resolved.invented
@@ -308,16 +315,18 @@ class QuestionAnswerer:
 
     def answer_from(self, question: str, sources: list[Chunk], language: str, timings: dict[str, float],
                     on_token: Callable[[str], None] | None = None,
-                    on_stage: Callable[[str], None] | None = None) -> Attempt:
+                    on_stage: Callable[[str], None] | None = None, judged: str | None = None) -> Attempt:
         """The answer's attempts over `sources`: the streamed one (or a likelier reply), then, when
         that is withdrawn, one over the sentences nearest the question."""
         answer = self.likeliest(question, self.attempt(question, sources, language, timings, on_token,
-                                                       self.settings.alternative_replies, on_stage=on_stage),
-                                language, timings)
+                                                       self.settings.alternative_replies, on_stage=on_stage,
+                                                       judged=judged),
+                                language, timings, judged)
         if not answer.supported and self.settings.focus_sentences and sources:
             t = time.perf_counter()
             # Not streamed: the caller shows the checked answer when it differs from what streamed.
-            focused = self.attempt(question, self.focus(question, sources), language, {}, purpose="focused_answer")
+            focused = self.attempt(question, self.focus(question, sources), language, {}, purpose="focused_answer",
+                                   judged=judged)
             timings["focused_attempt"] = time.perf_counter() - t
             # The same answer again is the answer already withdrawn, not a second opinion.
             if focused.supported and answer_words(focused) != answer_words(answer):
@@ -325,14 +334,14 @@ class QuestionAnswerer:
         return answer
 
     def outside(self, question: str, scope: TimeScope, k: int, language: str,
-                timings: dict[str, float]) -> tuple[Attempt, str | None]:
+                timings: dict[str, float], judged: str | None = None) -> tuple[Attempt, str | None]:
         """Nothing published in the period answered: one answer over the whole index finds the
         nearest dated evidence. Its answer stands only if it cites an article of the period (the
         first try's sources were others); else the date of the nearest article it cites."""
         t = time.perf_counter()
         found = [r for r in self.retriever.search(question, k=k).chunks if not addresses_the_model(r.chunk.text)]
         sources = self.fit_sources(question, found, language)
-        attempt = self.attempt(question, sources, language, {}, purpose="nearest_evidence")
+        attempt = self.attempt(question, sources, language, {}, purpose="nearest_evidence", judged=judged)
         timings["nearest_evidence"] = time.perf_counter() - t
         days = [c.date for c in attempt.resolved.citations if c.verified and c.date] \
             if attempt.supported and attempt.resolved else []
