@@ -33,7 +33,7 @@ def test_the_github_actions_workflow_is_valid_and_runs_the_gate():
 
 def test_the_readme_is_short_and_links_the_design_documents():
     readme = (ROOT / "README.md").read_text()
-    assert len(readme.splitlines()) <= 290  # 250, 260 with the shared index (#47), 280 with the web (#54), 290 operations (#56)
+    assert len(readme.splitlines()) <= 312  # 250, 260 with the shared index (#47), 280 with the web (#54), 290 operations (#56), 312 time (#55)
     for document in ("docs/answering.md", "docs/evaluation.md", "docs/index.md", "docs/architecture.md",
                      "docs/ingest.md", "docs/ci/github-actions.yml"):
         assert f"({document})" in readme, document
