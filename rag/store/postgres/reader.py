@@ -136,7 +136,7 @@ class PostgresIndex(TableIndex):
         if within:
             conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
         dimension = self.manifest.embedder["dimension"]
-        column, query = hnsw_expression(dimension).replace("vector", "v.vector", 1), f"?::vector({int(dimension)})"
+        column, query = hnsw_expression(dimension, "v.vector"), f"?::vector({int(dimension)})"
         rows = conn.execute(f"SELECT v.chunk_id, -({column} <#> {query}) FROM vectors v {within} "
                             f"ORDER BY {column} <#> {query} LIMIT ?", (literal, *arguments, literal, limit)).fetchall()
         return sorted(rows, key=lambda row: (-row[1], row[0]))

@@ -17,14 +17,15 @@ HNSW_BUILD = "m = 16, ef_construction = 64"  # pgvector's defaults
 HNSW_EF_SEARCH = 100  # candidates the graph search keeps; at least the rows asked for
 
 
-def hnsw_expression(dimension: int) -> str:
+def hnsw_expression(dimension: int, column: str = "vector") -> str:
     """The indexed expression: HNSW needs a fixed dimension, the column has none, so the index is on
-    the column cast to the index's dimension (an int from the index's own manifest, never user text).
+    the column cast to the index's dimension (an int from the index's own manifest, never user text);
+    `column` names it as a query does (qualified where the query joins tables).
 
-    >>> hnsw_expression(384)
-    'vector::vector(384)'
+    >>> hnsw_expression(384), hnsw_expression(384, "v.vector")
+    ('vector::vector(384)', 'v.vector::vector(384)')
     """
-    return f"vector::vector({int(dimension)})"
+    return f"{column}::vector({int(dimension)})"
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
