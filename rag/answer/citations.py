@@ -105,7 +105,8 @@ def best_quote(doc_text: str, chunk: Chunk, support: str, answer: str = "") -> t
     """The sentence of `chunk` that best supports the answer: (start, end, score).
 
     Score: shared terms with `support` (answer and question), plus 2 for each term of the answer
-    itself, plus 2 for each shared number; 0 means nothing in the chunk relates to the answer.
+    itself, plus 2 for each shared number (decimals too: "5,5" is "5.5"); 0 means nothing in the
+    chunk relates to the answer.
     A number counts however it is written: the answer "3" is in "drei Spielzüge", not only in "3:08".
     """
     wanted = _terms(support)
@@ -114,7 +115,7 @@ def best_quote(doc_text: str, chunk: Chunk, support: str, answer: str = "") -> t
     for sentence in split_sentences(doc_text, chunk.start, chunk.end):
         terms = _terms(sentence.text, split_compounds=True)
         shared = wanted & terms
-        score = len(shared) + 2 * len(answer_terms & terms) + 2 * sum(t.isdigit() for t in shared)
+        score = len(shared) + 2 * len(answer_terms & terms) + 2 * sum(t.replace(".", "", 1).isdigit() for t in shared)
         if score > best[2]:
             best = (sentence.start, sentence.end, score)
     return best
@@ -126,9 +127,10 @@ def _terms(text: str, split_compounds: bool = False) -> set[str]:
     >>> sorted(_terms("Drei Spielzüge"))
     ['3', 'drei', 'spielzug']
     """
-    from rag.text.numbers import numbers_in  # here, as numbers imports this module
+    from rag.text.numbers import decimals_in, numbers_in  # here, as numbers imports this module
 
-    return set(analyze(text, split_compounds=split_compounds)) | {str(n) for n in numbers_in(text) if n != 1}
+    return set(analyze(text, split_compounds=split_compounds)) | {str(n) for n in numbers_in(text) if n != 1} \
+        | {str(d) for d in decimals_in(text)}
 
 
 def resolve_citations(answer: str, sources: list[Chunk], documents: dict, question: str,

@@ -28,6 +28,7 @@ _TENS = {**_ENGLISH_TENS, "zwanzig": 20, "dreißig": 30, "dreissig": 30, "vierzi
 _ENGLISH_WORDS = {value: word for word, value in [*_ENGLISH_UNITS.items(), *_ENGLISH_TENS.items()]}
 _ENGLISH_WORDS |= {tens + unit: f"{_ENGLISH_WORDS[tens]}-{_ENGLISH_WORDS[unit]}"
                    for tens in _ENGLISH_TENS.values() for unit in range(1, 10)}
+_DECIMAL = re.compile(r"(?<![\d.,])(\d+)[.,](\d{1,2}|\d{4,})(?![\d]|[.,]\d|\.)")
 # Digits, with thousands groups ("5.500.000") or a decimal part ("1,5") kept together.
 DIGITS = re.compile(r"\d+(?:[.,]\d+)*")
 # A number in digits standing alone: not part of a date, time, share, range or citation marker.
@@ -138,7 +139,7 @@ def spell_as_sources_do(answer: str, quotes: list[str], language: str) -> str:
     return _BARE_NUMBER.sub(spell, answer)
 
 
-def ungrounded_numbers(answer: str, sources: list[str], question: str) -> set[int]:
+def ungrounded_numbers(answer: str, sources: list[str], question: str) -> set[int | float]:
     """Numbers the answer states in digits that neither `sources` (the texts it may take numbers
     from: its quotes, their dates) nor the question hold.
 
@@ -154,9 +155,25 @@ def ungrounded_numbers(answer: str, sources: list[str], question: str) -> set[in
     set()
     >>> ungrounded_numbers("23-16, 6 Grammys [1]", ["Sie siegten 23-16.", "Die sechs-malige Gewinnerin"], "?")
     set()
+    >>> ungrounded_numbers("5,5% [1]", ["Die Quote ist auf 5,8 Prozent gesunken."], "Wie hoch?")
+    {5.5}
+    >>> ungrounded_numbers("53.4% [1]", ["Sie erhielt 53,4 Prozent der Stimmen."], "What share?")
+    set()
     """
-    grounded = set().union(*(numbers_in(text) for text in [*sources, question]))
-    return numbers_in_digits(strip_markers(answer)) - grounded - {None, 1}
+    texts = [*sources, question]
+    grounded = set().union(*(numbers_in(text) | decimals_in(text) for text in texts))
+    bare = strip_markers(answer)
+    return (numbers_in_digits(bare) | decimals_in(bare)) - grounded - {None, 1}
+
+
+def decimals_in(text: str) -> set[float]:
+    """Each decimal number in digits, written the German or the English way ("5,5", "53.4"): one
+    the whole-number reading leaves aside. Not a thousands group ("1.500") nor a date ("14.12.").
+
+    >>> sorted(decimals_in("5,5 Prozent, 53.4 %, 1.500 Euro, am 14.12. oder 3.10.2025"))
+    [5.5, 53.4]
+    """
+    return {float(f"{found[1]}.{found[2]}") for found in _DECIMAL.finditer(text)}
 
 
 def numbers_in_digits(text: str) -> set[int | None]:
