@@ -180,3 +180,47 @@ def test_the_api_takes_today_since_and_until_and_refuses_since_after_until(tmp_p
         assert refused.status_code == 422 and "is after until" in refused.json()["error"]["message"]
     finally:
         live.stop()
+
+
+def named_in_sources(*names):
+    """A stand-in model that answers with the first of `names` its sources hold, citing that source."""
+    def reply(messages) -> str:
+        user = messages[-1]["content"]
+        blocks = re.findall(r"^\[(\d+)\][^\n]*\n(.*?)(?=\n\n\[\d+\]|\n</sources>)", user, re.S | re.M)
+        return next((f"{name} [{number}]" for name in names for number, text in blocks if name in text), "")
+    return reply
+
+
+def test_about_now_the_newest_article_that_answers_takes_precedence(answerer):
+    question = "Wann soll die Rheinbrücke Nord nach aktuellem Stand fertig sein?"
+    answer = answerer.ask(question, today=TODAY)
+    dated = sorted(d for d in answer.dates.values() if d and d <= TODAY.isoformat())
+    assert len(set(dated)) > 1 and answer.as_of == dated[-1], (answer.as_of, dated)
+    assert answer.answer.endswith(f"(Stand: {day_text(dated[-1], 'de')}) [1]"), answer.answer
+    # The newest does not answer (the support check says no to it): the next newest does.
+    newest_text = answerer.index.documents[next(i for i, d in answer.dates.items() if d == dated[-1])].text
+    sceptic = QuestionAnswerer(answerer.index, answerer.retriever,
+                               FakeGenerator(first_sentence_of_source_one,
+                                             support=lambda m: 0.0 if m[-1]["content"].split("\n")[0][10:40]
+                                             in newest_text else 1.0), answerer.settings)
+    older = sceptic.ask(question, today=TODAY)
+    assert not older.abstained and older.as_of < dated[-1], older.as_of
+
+
+def test_about_now_a_value_announced_for_a_later_day_is_not_the_answer(answerer):
+    generator = FakeGenerator(named_in_sources("Julia Brandt", "Petra Lang", "Martin Vogel"))
+    clinic = QuestionAnswerer(answerer.index, answerer.retriever, generator, answerer.settings)
+    question = "Wer leitet derzeit das Klinikum Rheinfeld?"
+    before = clinic.ask(question, today=TODAY)  # Brandt takes over on 1 December 2025
+    assert before.answer.startswith("Petra Lang (Stand: 20. Oktober 2025)") and before.as_of == "2025-10-20", \
+        before.answer
+    assert any("Julia Brandt" in c[-1]["content"] for c in answer_calls(clinic))  # asked, then checked
+    after = clinic.ask(question, today=date(2025, 12, 5))
+    assert after.answer.startswith("Julia Brandt (Stand: 20. Oktober 2025)"), after.answer
+    # Nothing but the announced value: withdrawn, saying why.
+    stubborn = QuestionAnswerer(answerer.index, answerer.retriever, FakeGenerator(named_in_sources("Julia Brandt")),
+                                answerer.settings)
+    withdrawn = stubborn.ask(question, today=TODAY)
+    assert withdrawn.abstained and withdrawn.withdrawal_kind == "announced_later", withdrawn.answer
+    assert withdrawn.withdrawal_reason() == ("withdrawn: its source gives the value from 1 December 2025, "
+                                             "after the reference date 30 November 2025")

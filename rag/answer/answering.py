@@ -17,6 +17,7 @@ import numpy as np
 
 from rag.answer.answers import ABSTENTION, Answer
 from rag.answer.citations import CitationResult, resolve_citations
+from rag.answer.currency import announced_later, newer_articles, without_later_dates
 from rag.answer.prompts import (
     addresses_the_model,
     build_messages,
@@ -64,12 +65,15 @@ class AnswerSettings:
     # greedily too, and a reply the model finds more probable than the greedy one, saying something
     # else and supported, is the answer (0: greedy only).
     alternative_replies: int = 3
+    # An answer about the state now is asked again over each retrieved article published after
+    # the newest it cites, newest first, up to this many: the first that answers is the answer.
+    newer_articles: int = 2
 
     def __post_init__(self):
         if self.k < 0 or self.prompt_sources < 1 or self.max_answer_tokens < 16 or self.shorten_after_words < 0 \
-                or self.focus_sentences < 0 or self.alternative_replies < 0:
-            raise ValueError("k must be >= 0, prompt_sources >= 1, max_answer_tokens >= 16, "
-                             "shorten_after_words >= 0, focus_sentences >= 0 and alternative_replies >= 0")
+                or self.focus_sentences < 0 or self.alternative_replies < 0 or self.newer_articles < 0:
+            raise ValueError("k must be >= 0, prompt_sources >= 1, max_answer_tokens >= 16, shorten_after_words >= 0, "
+                             "focus_sentences >= 0, alternative_replies >= 0 and newer_articles >= 0")
         if not 0.0 <= self.min_support <= 1.0:
             raise ValueError("min_support must be between 0 and 1")
 
@@ -294,6 +298,10 @@ class QuestionAnswerer:
             answer = None
         else:
             answer = self.answer_from(question, sources, language, timings, on_token, on_stage, judged)
+        later = None
+        if scope.current and answer.supported:
+            answer, later = self.current_state(question, answer, retrieved, dates, scope.today, language, timings,
+                                               judged)
         nearest = None
         if scope.period and not (answer and answer.supported):
             answer, nearest = self.outside(question, scope, k, language, timings, judged)
@@ -311,7 +319,8 @@ class QuestionAnswerer:
         return Answer(question, text, not citations, language, citations, invented, result.chunks,
                       len(answer.sources), answer.generation.finish_reason, timings, self.models,
                       search_query=result.lexical_query, support=answer.support, withheld=withheld,
-                      ungrounded_numbers=answer.ungrounded_numbers, scope=scope, nearest=nearest, dates=dates)
+                      ungrounded_numbers=answer.ungrounded_numbers, scope=scope, nearest=nearest, dates=dates,
+                      announced_later=later)
 
     def answer_from(self, question: str, sources: list[Chunk], language: str, timings: dict[str, float],
                     on_token: Callable[[str], None] | None = None,
@@ -331,6 +340,44 @@ class QuestionAnswerer:
             # The same answer again is the answer already withdrawn, not a second opinion.
             if focused.supported and answer_words(focused) != answer_words(answer):
                 answer = focused
+        return answer
+
+    def current_state(self, question: str, answer: Attempt, retrieved: list[RetrievedChunk],
+                      dates: dict[str, str | None], today: date, language: str, timings: dict[str, float],
+                      judged: str | None = None) -> tuple[Attempt, str | None]:
+        """A supported answer about the state now, checked against time (currency.py): a newer
+        retrieved article that answers takes precedence; an answer whose quote gives a value from a
+        day after `today` is asked again without the sentences naming later days (and then the
+        newer articles without theirs), and withdrawn when nothing else answers (returned with that day)."""
+        t = time.perf_counter()
+        answer = self.newest(question, answer, retrieved, dates, language, judged)
+        later = announced_later(strip_markers(answer.resolved.text), quoted_with_dates(answer), today)
+        if later:
+            sources = without_later_dates(answer.sources, self.index.documents, today)
+            again = self.attempt(question, sources, language, {}, purpose="without_later_dates", judged=judged) \
+                if sources else None
+            if again and again.supported and not announced_later(strip_markers(again.resolved.text),
+                                                                 quoted_with_dates(again), today):
+                answer, later = self.newest(question, again, retrieved, dates, language, judged, today), None
+            else:
+                answer = replace(answer, supported=False)
+        timings["current_state"] = time.perf_counter() - t
+        return answer, later
+
+    def newest(self, question: str, answer: Attempt, retrieved: list[RetrievedChunk], dates: dict[str, str | None],
+               language: str, judged: str | None = None, without_later_than: date | None = None) -> Attempt:
+        """The answer from the newest retrieved article published after those `answer` cites that
+        answers too, tried newest first (up to `newer_articles`); else `answer`.
+        `without_later_than`: the articles without their sentences naming a day after it."""
+        as_of = max((c.date for c in answer.resolved.citations if c.verified and c.date), default=None)
+        for chunks in newer_articles(retrieved, dates, as_of)[:self.settings.newer_articles] if as_of else []:
+            sources = self.fit_sources(question, chunks, language)
+            if without_later_than:
+                sources = without_later_dates(sources, self.index.documents, without_later_than)
+            newer = self.attempt(question, sources, language, {}, purpose="newer_evidence", judged=judged) \
+                if sources else None
+            if newer and newer.supported:
+                return newer
         return answer
 
     def outside(self, question: str, scope: TimeScope, k: int, language: str,
@@ -353,6 +400,10 @@ class QuestionAnswerer:
         return {doc_id: self.index.documents[doc_id].date for doc_id in {r.chunk.doc_id for r in retrieved}}
 
 
+def quoted_with_dates(attempt: Attempt) -> list[tuple[str, str | None]]:
+    return [(c.quote, c.date) for c in attempt.resolved.citations if c.verified]
+
+
 def answer_words(attempt: Attempt) -> list[str]:
     return analyze(strip_markers(attempt.generation.text))
 
@@ -367,4 +418,4 @@ class Attempt:
     quotes: list[str]  # the verified citations' quotes
     support: float | None  # the support check's score of the quotes (None: not checked)
     supported: bool  # support at least the answerer's min_support
-    ungrounded_numbers: list[int]  # numbers of the answer that its quotes and the question lack
+    ungrounded_numbers: list[int | float]  # numbers of the answer that its quotes and the question lack

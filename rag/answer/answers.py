@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rag.answer.citations import Citation
-from rag.answer.timeframe import TimeScope, no_match_text
+from rag.answer.timeframe import TimeScope, day_text, no_match_text
 from rag.models.generation import ModelUsage
 from rag.search.retrieval import RetrievedChunk
 
@@ -33,11 +33,13 @@ class Answer:
     support: float | None = None  # the support check's score of the quotes (None: not checked)
     withheld: list[str] = field(default_factory=list)  # chunk ids kept out of the prompt: they address the model
     # Numbers of the answer that its sources did not hold, which withdrew it.
-    ungrounded_numbers: list[int] = field(default_factory=list)
+    ungrounded_numbers: list[int | float] = field(default_factory=list)
     scope: TimeScope | None = None  # the reference date and the period searched
     # Nothing published in the period answered: the date of the nearest article that does, if any.
     nearest: str | None = None
     dates: dict[str, str | None] = field(default_factory=dict)  # the retrieved articles' dates, by id
+    # About the state now, its quote gave a value from this later day (YYYY-MM-DD), which withdrew it.
+    announced_later: str | None = None
 
     @property
     def truncated(self) -> bool:
@@ -60,6 +62,8 @@ class Answer:
             return None
         if self.outside_period:
             return "outside_period"
+        if self.announced_later:
+            return "announced_later"
         if self.ungrounded_numbers:
             return "ungrounded_numbers"
         return "unsupported" if self.support is None else "weak_support"
@@ -72,6 +76,9 @@ class Answer:
         if self.outside_period:
             text = no_match_text(self.scope.period, self.nearest, "en").rstrip(".")
             return f"withdrawn: {text[0].lower()}{text[1:]}"
+        if self.announced_later:
+            return (f"withdrawn: its source gives the value from {day_text(self.announced_later, 'en')}, "
+                    f"after the reference date {day_text(self.scope.today.isoformat(), 'en')}")
         if self.ungrounded_numbers:
             numbers, verb = ", ".join(map(str, self.ungrounded_numbers)), "is" if len(self.ungrounded_numbers) == 1 else "are"
             return f"withdrawn: {numbers} {verb} not in the sources"

@@ -277,6 +277,24 @@ def find_period(question: str, today: date) -> Period | None:
     return None
 
 
+def dated_expressions(text: str, reference: date) -> list[Period]:
+    """The time expressions of a news sentence that fix their own day, month or year, read against
+    its article's date: "zum 1. Dezember 2025", "2028", "nächstes Jahr". One without a year
+    ("ab Januar", "im Frühjahr") is left out: in an article, unlike a question, it may be either side.
+
+    >>> [(p.start.isoformat(), p.text) for p in dated_expressions("Sie übernimmt zum 1. Dezember 2025, "
+    ...  "die Brücke ist ab Januar 2027 frei, im Frühjahr beginnt der Bau.", date(2025, 10, 20))]
+    [('2025-12-01', '1. dezember 2025'), ('2027-01-01', 'januar 2027')]
+    """
+    text, found, after = normalize(text), [], 0
+    for position in _word_starts(text):
+        point = point_at(text, position, reference) if position >= after else None
+        if point and point.has_year:
+            found.append(Period(point.start, point.end, text[position:position + point.length]))
+            after = position + point.length
+    return found
+
+
 def _word_starts(text: str) -> list[int]:
     return [m.start() for m in re.finditer(r"(?<![\w.])[\w-]", text)]
 

@@ -39,10 +39,13 @@ STAGE_OF_TIMING = {
     "prompt_processing": "model", "generation": "model", "shortening": "model", "answer_translation": "model",
     "citations": "check", "support_check": "check", "likelier_reply_check": "check",
     "focused_attempt": "retry",  # a withdrawn answer asked again over fewer sentences
+    "nearest_evidence": "retry",  # nothing in the period answered: asked again over the whole index
+    "current_state": "retry",  # about now: asked again over newer articles, or without later dates
     "total": "total",
 }
 STAGES = ("rewrite", "retrieval", "model", "check", "retry", "total")
-WITHDRAWAL_KINDS = ("outside_period", "ungrounded_numbers", "unsupported", "weak_support")  # answer.Answer.withdrawal_kind
+# answer.Answer.withdrawal_kind
+WITHDRAWAL_KINDS = ("outside_period", "announced_later", "ungrounded_numbers", "unsupported", "weak_support")
 SECONDS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160)
 
 
@@ -74,8 +77,8 @@ class ServerMetrics:
                               "cached (reused from a saved state), generated", ["kind"], registry=r)
         self.answers = Counter("rag_answers", "Answers by outcome: answered, withdrawn, failed, cancelled",
                                ["outcome"], registry=r)
-        self.withdrawn = Counter("rag_answers_withdrawn", "Withdrawn answers by reason: ungrounded_numbers, "
-                                 "unsupported, weak_support", ["reason"], registry=r)
+        self.withdrawn = Counter("rag_answers_withdrawn", "Withdrawn answers by reason: "
+                                 + ", ".join(WITHDRAWAL_KINDS), ["reason"], registry=r)
         self.citations = Counter("rag_citations", "Citations of the answers, verified at their offsets or not",
                                  ["verified"], registry=r)
         self.queue_wait = Histogram("rag_queue_wait_seconds", "Seconds a question waited for the model",

@@ -1,0 +1,61 @@
+"""The state now (docs/answering.md, "Time"): an answer about it rests on the newest article that
+answers, and not on a value announced for a later date.
+
+Both are checks after the answer, as the quotes are: the prompt keeps the sources in rank order,
+since putting the newest first made this reader answer worse (timeframe.known_by_then).
+
+>>> announced_later("Dr. Julia Brandt", [("Dr. Julia Brandt übernimmt die Leitung zum 1. Dezember 2025.",
+...                                       "2025-10-20")], date(2025, 11, 30))
+'2025-12-01'
+>>> announced_later("2028", [("Die Freigabe verschiebt sich auf das Jahr 2028.", "2025-10-08")], date(2025, 11, 30))
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+
+from rag.search.retrieval import RetrievedChunk
+from rag.text.chunking import Chunk, split_sentences
+from rag.text.periods import dated_expressions
+
+
+def announced_later(answer: str, quotes: list[tuple[str, str | None]], today: date) -> str | None:
+    """The first day after `today` that a quote (text, its article's YYYY-MM-DD date) names, when
+    the answer names no date itself: its value is one that holds only from then ("übernimmt zum
+    1. Dezember"), not the state on `today`. An answer that is a date answered "when" and stands."""
+    if dated_expressions(answer, today):
+        return None
+    later = [period.start for text, published in quotes if published
+             for period in dated_expressions(text, date.fromisoformat(published)) if period.start > today]
+    return min(later).isoformat() if later else None
+
+
+def without_later_dates(sources: list[Chunk], documents: dict, today: date) -> list[Chunk]:
+    """The sources without their sentences that name a day after `today`: each run of sentences
+    between them a source of its own, with its document offsets, so that a quote of it verifies."""
+    kept: list[Chunk] = []
+    for chunk in sources:
+        document = documents[chunk.doc_id]
+        published = date.fromisoformat(document.date) if document.date else today
+        run: list = []
+        for span in split_sentences(document.text, chunk.start, chunk.end) + [None]:
+            if span is not None and not any(p.start > today for p in dated_expressions(span.text, published)):
+                run.append(span)
+                continue
+            if run:
+                start, end = run[0].start, run[-1].end
+                kept.append(replace(chunk, start=start, end=end, text=document.text[start:end]))
+            run = []
+    return kept
+
+
+def newer_articles(retrieved: list[RetrievedChunk], dates: dict[str, str | None],
+                   as_of: str) -> list[list[RetrievedChunk]]:
+    """The retrieved chunks of articles published after `as_of`, an article's together in rank
+    order, the newest article first."""
+    by_article: dict[str, list[RetrievedChunk]] = {}
+    for found in retrieved:
+        if (dates.get(found.chunk.doc_id) or "") > as_of:
+            by_article.setdefault(found.chunk.doc_id, []).append(found)
+    return sorted(by_article.values(), key=lambda chunks: dates[chunks[0].chunk.doc_id], reverse=True)
