@@ -94,12 +94,14 @@ def baseline_name(runtime: str) -> str:
     'llama-cpp-python-0.3.36-avx2.json'
     >>> baseline_name("llama-cpp-python 0.3.36 (AVX AVX2 FMA AVX512 AVX512_VBMI AVX512_VNNI AVX512_BF16 OPENMP)")
     'llama-cpp-python-0.3.36-avx512-vbmi-vnni-bf16.json'
+    >>> baseline_name("llama-cpp-python 0.3.36 (AVX AVX_VNNI AVX2 AVX512 AVX512_VBMI AVX512_VNNI AVX512_BF16 OPENMP)")
+    'llama-cpp-python-0.3.36-avx512-vbmi-vnni-bf16-avx_vnni.json'
     """
     name, _, features = runtime.partition(" (")
     widest = [f.lower() for f in features.rstrip(")").split() if re.fullmatch(r"AVX\w*|AMX\w*", f)]
     if any(f.startswith("avx512") for f in widest):
         widest = ["avx512"] + [f.removeprefix("avx512_") for f in widest if f.startswith("avx512_")] + \
-                 [f for f in widest if f.startswith("amx")]
+                 [f for f in widest if f == "avx_vnni" or f.startswith("amx")]
     else:
         widest = widest[-1:]
     return "-".join(re.sub(r"[^\w.]+", "-", part).strip("-") for part in [name, *widest] if part) + ".json"
