@@ -351,13 +351,12 @@ class QuestionAnswerer:
         newer articles without theirs), and withdrawn when nothing else answers (returned with that day)."""
         t = time.perf_counter()
         answer = self.newest(question, answer, retrieved, dates, language, judged)
-        later = announced_later(strip_markers(answer.resolved.text), quoted_with_dates(answer), today)
+        later = announced_later(question, quoted_with_dates(answer), today)
         if later:
             sources = without_later_dates(answer.sources, self.index.documents, today)
             again = self.attempt(question, sources, language, {}, purpose="without_later_dates", judged=judged) \
                 if sources else None
-            if again and again.supported and not announced_later(strip_markers(again.resolved.text),
-                                                                 quoted_with_dates(again), today):
+            if again and again.supported and not announced_later(question, quoted_with_dates(again), today):
                 answer, later = self.newest(question, again, retrieved, dates, language, judged, today), None
             else:
                 answer = replace(answer, supported=False)

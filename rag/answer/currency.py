@@ -4,10 +4,11 @@ answers, and not on a value announced for a later date.
 Both are checks after the answer, as the quotes are: the prompt keeps the sources in rank order,
 since putting the newest first made this reader answer worse (timeframe.known_by_then).
 
->>> announced_later("Dr. Julia Brandt", [("Dr. Julia Brandt übernimmt die Leitung zum 1. Dezember 2025.",
-...                                       "2025-10-20")], date(2025, 11, 30))
+>>> brandt = [("Dr. Julia Brandt übernimmt die Leitung zum 1. Dezember 2025.", "2025-10-20")]
+>>> announced_later("Wer leitet derzeit das Klinikum?", brandt, date(2025, 11, 30))
 '2025-12-01'
->>> announced_later("2028", [("Die Freigabe verschiebt sich auf das Jahr 2028.", "2025-10-08")], date(2025, 11, 30))
+>>> announced_later("Wer leitet derzeit das Klinikum?", brandt, date(2025, 12, 1))
+>>> announced_later("Wann soll die Brücke fertig sein?", [("Sie wird 2028 fertig.", "2025-10-08")], date(2025, 11, 30))
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ from datetime import date
 
 from rag.search.retrieval import RetrievedChunk
 from rag.text.chunking import Chunk, split_sentences
-from rag.text.periods import dated_expressions
+from rag.text.periods import asks_when, dated_expressions
 
 
-def announced_later(answer: str, quotes: list[tuple[str, str | None]], today: date) -> str | None:
-    """The first day after `today` that a quote (text, its article's YYYY-MM-DD date) names, when
-    the answer names no date itself: its value is one that holds only from then ("übernimmt zum
-    1. Dezember"), not the state on `today`. An answer that is a date answered "when" and stands."""
-    if dated_expressions(answer, today):
+def announced_later(question: str, quotes: list[tuple[str, str | None]], today: date) -> str | None:
+    """The first day after `today` that a quote (text, its article's YYYY-MM-DD date) names: the
+    value it gives holds only from then ("übernimmt zum 1. Dezember"), not on `today`. None for a
+    question asking when: a later day is its answer ("Wann soll die Brücke fertig sein?")."""
+    if asks_when(question):
         return None
     later = [period.start for text, published in quotes if published
              for period in dated_expressions(text, date.fromisoformat(published)) if period.start > today]

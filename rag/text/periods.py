@@ -43,6 +43,9 @@ CURRENT = re.compile(r"\b(aktuell\w*|derzeit\w*|zurzeit|inzwischen|neueste\w*|zu
                      r"latest|current\w*|now|still|presently|at present)\b", re.I)
 EARLIEST_ASKED = re.compile(r"\b(seit wann|since when|when did .{1,60}\bfirst|erstmals|zum ersten mal|"
                             r"for the first time)\b", re.I)
+# A question whose answer is a time: "wann", "bis wann", "in welchem Jahr", "when", "what year", "by what date".
+WHEN_ASKED = re.compile(r"\b(wann|when|(?:welche[mnrs]?|what|which) (?:jahr|year|monat|month|tag|day|datum|date))\b",
+                        re.I)
 
 _MONTH = "|".join(sorted(MONTHS, key=len, reverse=True))
 _YEAR = r"(?:19|20)\d\d"
@@ -367,6 +370,15 @@ def _until_at(text: str, pos: int, today: date) -> Period | None:
 def asks_for_current(question: str) -> bool:
     """A word asking for the state now: aktuell, derzeit, noch, latest, current, still, …"""
     return bool(CURRENT.search(question))
+
+
+def asks_when(question: str) -> bool:
+    """"Wann", "when", "in welchem Jahr", "by what date": the answer is a time, even a later one.
+
+    >>> asks_when("Wann soll die Brücke fertig sein?"), asks_when("Wer leitet derzeit das Klinikum?")
+    (True, False)
+    """
+    return bool(WHEN_ASKED.search(question))
 
 
 def asks_for_first(question: str) -> bool:
