@@ -207,6 +207,19 @@ def test_about_now_the_newest_article_that_answers_takes_precedence(answerer):
     assert not older.abstained and older.as_of < dated[-1], older.as_of
 
 
+def test_about_now_a_newer_article_answering_with_its_own_date_alone_does_not_take_precedence(answerer):
+    def the_date_of_source_one_if_newest(messages) -> str:  # the model copies the source's date
+        dates = source_dates(messages)
+        return f"{dates[0]} [1]" if len(dates) == 1 and dates[0] > "2025-10-20" else \
+            first_sentence_of_source_one(messages)
+    dated = QuestionAnswerer(answerer.index, answerer.retriever, FakeGenerator(the_date_of_source_one_if_newest),
+                             answerer.settings)
+    answer = dated.ask("Wann soll die Rheinbrücke Nord nach aktuellem Stand fertig sein?", today=TODAY)
+    newer = [c for c in dated.generator.calls if "news excerpts" in c[0]["content"] and len(source_dates(c)) == 1]
+    assert any(source_dates(c)[0] > "2025-10-20" for c in newer), "a newer article must have been asked"
+    assert not re.match(r"\d{4}-\d\d-\d\d", answer.answer) and answer.as_of <= "2025-10-20", answer.answer
+
+
 def test_about_now_a_value_announced_for_a_later_day_is_not_the_answer(answerer):
     generator = FakeGenerator(named_in_sources("Julia Brandt", "Petra Lang", "Martin Vogel"))
     clinic = QuestionAnswerer(answerer.index, answerer.retriever, generator, answerer.settings)
@@ -224,3 +237,17 @@ def test_about_now_a_value_announced_for_a_later_day_is_not_the_answer(answerer)
     assert withdrawn.abstained and withdrawn.withdrawal_kind == "announced_later", withdrawn.answer
     assert withdrawn.withdrawal_reason() == ("withdrawn: its source gives the value from 1 December 2025, "
                                              "after the reference date 30 November 2025")
+
+
+def test_about_now_a_later_day_about_something_else_leaves_the_answer_standing(answerer):
+    """The cost's sentence also names the bridge's later completion ("Kosten steigen auf 74 Millionen
+    Euro, Fertigstellung erst 2028"): asked again without it, the same value stands elsewhere, and
+    the answer stands even where the support check doubts that other sentence (as the real model did)."""
+    doubting_the_body = lambda m: 0.2 if "Nach der jüngsten Schätzung" in m[-1]["content"] else 1.0  # noqa: E731
+    cost = QuestionAnswerer(answerer.index, answerer.retriever,
+                            FakeGenerator(named_in_sources("74 Millionen Euro"), support=doubting_the_body),
+                            answerer.settings)
+    answer = cost.ask("Wie viel soll die Rheinbrücke Nord inzwischen kosten?", today=TODAY)
+    assert answer.answer.startswith("74 Millionen Euro (Stand: 8. Oktober 2025)") and not answer.abstained, answer.answer
+    without = [c for c in answer_calls(cost) if "74 Millionen" in c[-1]["content"] and "2028" not in c[-1]["content"]]
+    assert without and "2028" in answer.citations[0].quote  # asked again without it; the first quote stands

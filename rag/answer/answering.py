@@ -347,8 +347,10 @@ class QuestionAnswerer:
                       judged: str | None = None) -> tuple[Attempt, str | None]:
         """A supported answer about the state now, checked against time (currency.py): a newer
         retrieved article that answers takes precedence; an answer whose quote gives a value from a
-        day after `today` is asked again without the sentences naming later days (and then the
-        newer articles without theirs), and withdrawn when nothing else answers (returned with that day)."""
+        day after `today` is asked again without the sentences naming later days: the same answer
+        stands (the later day was about something else: "Kosten steigen auf 74 Millionen Euro,
+        Fertigstellung erst 2028"), another one supported is the answer (and then the newer articles
+        without their later days), else it is withdrawn (returned with that day)."""
         t = time.perf_counter()
         answer = self.newest(question, answer, retrieved, dates, language, judged)
         later = announced_later(question, quoted_with_dates(answer), today)
@@ -356,7 +358,9 @@ class QuestionAnswerer:
             sources = without_later_dates(answer.sources, self.index.documents, today)
             again = self.attempt(question, sources, language, {}, purpose="without_later_dates", judged=judged) \
                 if sources else None
-            if again and again.supported and not announced_later(question, quoted_with_dates(again), today):
+            if again and again.quotes and answer_words(again) == answer_words(answer):
+                later = None  # the same value stands in a sentence naming no later day
+            elif again and again.supported and not announced_later(question, quoted_with_dates(again), today):
                 answer, later = self.newest(question, again, retrieved, dates, language, judged, today), None
             else:
                 answer = replace(answer, supported=False)
@@ -367,7 +371,11 @@ class QuestionAnswerer:
                language: str, judged: str | None = None, without_later_than: date | None = None) -> Attempt:
         """The answer from the newest retrieved article published after those `answer` cites that
         answers too, tried newest first (up to `newer_articles`); else `answer`.
-        `without_later_than`: the articles without their sentences naming a day after it."""
+        `without_later_than`: the articles without their sentences naming a day after it.
+
+        Its numbers must stand in its quotes, not only in its date: asked when the bridge will be
+        done, the mayor's swearing-in article, which mentions the bridge, was answered with its own
+        date, "2025-11-03" (temporal set, docs/answering.md)."""
         as_of = max((c.date for c in answer.resolved.citations if c.verified and c.date), default=None)
         for chunks in newer_articles(retrieved, dates, as_of)[:self.settings.newer_articles] if as_of else []:
             sources = self.fit_sources(question, chunks, language)
@@ -375,7 +383,7 @@ class QuestionAnswerer:
                 sources = without_later_dates(sources, self.index.documents, without_later_than)
             newer = self.attempt(question, sources, language, {}, purpose="newer_evidence", judged=judged) \
                 if sources else None
-            if newer and newer.supported:
+            if newer and newer.supported and not ungrounded_numbers(newer.generation.text, newer.quotes, question):
                 return newer
         return answer
 
