@@ -251,3 +251,19 @@ def test_about_now_a_later_day_about_something_else_leaves_the_answer_standing(a
     assert answer.answer.startswith("74 Millionen Euro (Stand: 8. Oktober 2025)") and not answer.abstained, answer.answer
     without = [c for c in answer_calls(cost) if "74 Millionen" in c[-1]["content"] and "2028" not in c[-1]["content"]]
     assert without and "2028" in answer.citations[0].quote  # asked again without it; the first quote stands
+
+
+def test_about_now_a_value_whose_day_the_next_sentence_names_is_not_the_answer(answerer):
+    """"... die monatliche Gebühr von derzeit 180 Euro auf 210 Euro anzuheben. Die neuen Gebühren
+    gelten ab dem 1. Januar 2026.": the quote names no day, its paragraph does. Asked again without
+    that sentence, the model gives 210 again from the same paragraph (as the real model did): withdrawn."""
+    fee = QuestionAnswerer(answerer.index, answerer.retriever, FakeGenerator(named_in_sources("210 Euro")),
+                           answerer.settings)
+    question = "Wie hoch ist die monatliche Kita-Gebühr für einen Ganztagsplatz in Rheinfeld derzeit?"
+    answer = fee.ask(question, today=TODAY)
+    assert answer.abstained and answer.withdrawal_kind == "announced_later", answer.answer
+    assert answer.announced_later == "2026-01-01"
+    asked = [c[-1]["content"] for c in answer_calls(fee) if "210 Euro" in c[-1]["content"]]
+    assert any("1. Januar 2026" not in text for text in asked)  # asked again without the later day
+    after = fee.ask(question, today=date(2026, 1, 2))
+    assert after.answer.startswith("210 Euro (Stand: 15. Juli 2025)") and not after.abstained, after.answer

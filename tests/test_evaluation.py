@@ -105,6 +105,23 @@ def test_the_gate_holds_each_build_to_its_own_baseline_and_a_new_build_to_all_of
     assert "avx2.json, avx512.json" in verdict.describe()
 
 
+def test_where_the_recorded_builds_agree_a_new_build_may_flip_one_question_and_give_one_more_stale_answer():
+    """The temporal set's two builds answer alike: the metric floors leave room for the one flip
+    the question rule allows (one question moves a mean over n rows by 1/n), and for one more stale
+    answer; two flips, or two more stale answers, fail. On the same build nothing may move."""
+    settled = {f"q{i:02d}" for i in range(30)}
+    recorded = [(f"{b}.json", gate_report(b, settled, n=43) | {"summary": {"answer_accuracy": 30 / 43, "stale_answers": 1}})
+                for b in ("AVX2", "AVX512")]
+    for lost, stale, problems in [(set(), 2, []), ({"q05"}, 2, []), ({"q05", "q06"}, 1, 3), (set(), 3, 1)]:
+        run = gate_report("AVX512 with AMX", settled - lost, n=43)
+        run["summary"] |= {"stale_answers": stale}
+        found = judge(run, recorded).problems
+        assert len(found) == problems if problems else found == [], (lost, stale, found)
+    same = gate_report("AVX2", settled, n=43)
+    same["summary"] |= {"stale_answers": 2}
+    assert judge(same, recorded).problems == ["stale_answers rose from 1 to 2"]
+
+
 def test_a_broken_retriever_fails_the_gate_on_any_build():
     settled = {f"q{i:02d}" for i in range(3, 45)}
     recorded = [("avx2.json", gate_report("AVX2", settled)), ("avx512.json", gate_report("AVX512", settled | {"q01"}))]

@@ -16,8 +16,8 @@ from typing import Callable
 import numpy as np
 
 from rag.answer.answers import ABSTENTION, Answer
-from rag.answer.citations import CitationResult, resolve_citations
-from rag.answer.currency import announced_later, newer_articles, without_later_dates
+from rag.answer.citations import CitationResult, cited_days, resolve_citations
+from rag.answer.currency import announced_later, newer_articles, quoted_paragraphs, without_later_dates
 from rag.answer.prompts import (
     addresses_the_model,
     build_messages,
@@ -309,8 +309,7 @@ class QuestionAnswerer:
             text = self.final_text(question, answer, language, timings)
             citations, invented = answer.resolved.citations, answer.resolved.invented
             if scope.current:
-                text = with_as_of(text, max((c.date for c in citations if c.verified and c.date), default=None),
-                                  language)
+                text = with_as_of(text, max(cited_days(citations), default=None), language)
         elif scope.period:
             text, citations, invented = no_match_text(scope.period, nearest, language), [], []
         else:
@@ -346,21 +345,23 @@ class QuestionAnswerer:
                       dates: dict[str, str | None], today: date, language: str, timings: dict[str, float],
                       judged: str | None = None) -> tuple[Attempt, str | None]:
         """A supported answer about the state now, checked against time (currency.py): a newer
-        retrieved article that answers takes precedence; an answer whose quote gives a value from a
-        day after `today` is asked again without the sentences naming later days: the same answer
-        stands (the later day was about something else: "Kosten steigen auf 74 Millionen Euro,
-        Fertigstellung erst 2028"), another one supported is the answer (and then the newer articles
-        without their later days), else it is withdrawn (returned with that day)."""
+        retrieved article that answers takes precedence; an answer whose quote's paragraph names a
+        day after `today` (the value may hold only from then) is asked again without the sentences
+        naming later days: the same answer from a paragraph naming none stands (the later day was
+        about something else: "Kosten steigen auf 74 Millionen Euro, Fertigstellung erst 2028"),
+        another one supported too (and then the newer articles without their later days), else it
+        is withdrawn (returned with that day)."""
         t = time.perf_counter()
         answer = self.newest(question, answer, retrieved, dates, language, judged)
-        later = announced_later(question, quoted_with_dates(answer), today)
+        later = announced_later(question, self.quoted_paragraphs(answer), today)
         if later:
             sources = without_later_dates(answer.sources, self.index.documents, today)
             again = self.attempt(question, sources, language, {}, purpose="without_later_dates", judged=judged) \
                 if sources else None
-            if again and again.quotes and answer_words(again) == answer_words(answer):
-                later = None  # the same value stands in a sentence naming no later day
-            elif again and again.supported and not announced_later(question, quoted_with_dates(again), today):
+            now = again and again.quotes and not announced_later(question, self.quoted_paragraphs(again), today)
+            if now and answer_words(again) == answer_words(answer):
+                later = None  # the same value stands in a paragraph naming no later day
+            elif now and again.supported:
                 answer, later = self.newest(question, again, retrieved, dates, language, judged, today), None
             else:
                 answer = replace(answer, supported=False)
@@ -376,7 +377,7 @@ class QuestionAnswerer:
         Its numbers must stand in its quotes, not only in its date: asked when the bridge will be
         done, the mayor's swearing-in article, which mentions the bridge, was answered with its own
         date, "2025-11-03" (temporal set, docs/answering.md)."""
-        as_of = max((c.date for c in answer.resolved.citations if c.verified and c.date), default=None)
+        as_of = max(cited_days(answer.resolved.citations), default=None)
         for chunks in newer_articles(retrieved, dates, as_of)[:self.settings.newer_articles] if as_of else []:
             sources = self.fit_sources(question, chunks, language)
             if without_later_than:
@@ -397,18 +398,16 @@ class QuestionAnswerer:
         sources = self.fit_sources(question, found, language)
         attempt = self.attempt(question, sources, language, {}, purpose="nearest_evidence", judged=judged)
         timings["nearest_evidence"] = time.perf_counter() - t
-        days = [c.date for c in attempt.resolved.citations if c.verified and c.date] \
-            if attempt.supported and attempt.resolved else []
+        days = cited_days(attempt.resolved.citations) if attempt.supported and attempt.resolved else []
         if any(date.fromisoformat(day) in scope.period for day in days):
             return attempt, None
         return attempt, nearest_day(days, scope.period)
 
+    def quoted_paragraphs(self, attempt: Attempt) -> list[tuple[str, str | None]]:
+        return quoted_paragraphs(attempt.resolved.citations, self.index.documents) if attempt.resolved else []
+
     def dates(self, retrieved: list[RetrievedChunk]) -> dict[str, str | None]:
         return {doc_id: self.index.documents[doc_id].date for doc_id in {r.chunk.doc_id for r in retrieved}}
-
-
-def quoted_with_dates(attempt: Attempt) -> list[tuple[str, str | None]]:
-    return [(c.quote, c.date) for c in attempt.resolved.citations if c.verified]
 
 
 def answer_words(attempt: Attempt) -> list[str]:

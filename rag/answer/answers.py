@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rag.answer.citations import Citation
+from rag.answer.citations import Citation, cited_days
 from rag.answer.timeframe import TimeScope, day_text, no_match_text
 from rag.models.generation import ModelUsage
 from rag.search.retrieval import RetrievedChunk
@@ -48,7 +48,7 @@ class Answer:
     @property
     def as_of(self) -> str | None:
         """The newest date among the articles its verified citations quote: what the answer is as of."""
-        return max((c.date for c in self.citations if c.verified and c.date), default=None)
+        return max(cited_days(self.citations), default=None)
 
     @property
     def outside_period(self) -> bool:

@@ -58,6 +58,18 @@ class Citation:
                        source_link=link)
 
 
+def cited_days(citations: list[Citation]) -> list[str]:
+    """The dates of the articles the verified citations quote (undated ones left out).
+
+    >>> cite = lambda day, ok=True: Citation(1, "a", "a#0", 0, 1, "x", ok, day)
+    >>> cited_days([cite("2025-03-14"), cite(None), cite("2025-10-02", ok=False)])
+    ['2025-03-14']
+    >>> max(cited_days([cite("2025-03-14"), cite("2025-10-02")]), default=None)
+    '2025-10-02'
+    """
+    return [c.date for c in citations if c.verified and c.date]
+
+
 @dataclass(frozen=True)
 class CitationResult:
     text: str  # the answer, invented markers removed

@@ -32,6 +32,26 @@ def announced_later(question: str, quotes: list[tuple[str, str | None]], today: 
     return min(later).isoformat() if later else None
 
 
+def quoted_paragraphs(citations: list, documents: dict) -> list[tuple[str, str | None]]:
+    """The paragraph around each verified citation's quote, with its article's date: the day a
+    value holds from is often the next sentence's, not the quote's ("... die Gebühr von derzeit 180
+    Euro auf 210 Euro anzuheben. Die neuen Gebühren gelten ab dem 1. Januar 2026.", temporal set).
+
+    >>> from types import SimpleNamespace as Doc
+    >>> text = "Gebühren steigen\\n\\nDie Gebühr steigt auf 210 Euro. Sie gilt ab 2026.\\n\\nAnderes."
+    >>> cite = Doc(verified=True, doc_id="a", start=18, end=48, date="2025-07-15")
+    >>> quoted_paragraphs([cite], {"a": Doc(text=text)})
+    [('Die Gebühr steigt auf 210 Euro. Sie gilt ab 2026.', '2025-07-15')]
+    """
+    paragraphs = []
+    for citation in citations:
+        if citation.verified:
+            text = documents[citation.doc_id].text
+            start, end = text.rfind("\n\n", 0, citation.start), text.find("\n\n", citation.end)
+            paragraphs.append((text[start + 2 if start >= 0 else 0:end if end >= 0 else len(text)], citation.date))
+    return paragraphs
+
+
 def without_later_dates(sources: list[Chunk], documents: dict, today: date) -> list[Chunk]:
     """The sources without their sentences that name a day after `today`: each run of sentences
     between them a source of its own, with its document offsets, so that a quote of it verifies."""

@@ -21,7 +21,7 @@ from datetime import date
 from pathlib import Path
 
 from rag.errors import RagError
-from rag.quality.gate import TOLERANCES
+from rag.quality.gate import ROW_KEYS, TOLERANCES
 from rag.text.numbers import numbers_with_qualifiers
 
 # SQuAD normalisation, with German articles removed too.
@@ -149,6 +149,7 @@ def score_question(q: EvalQuestion, answer: dict, k: int) -> dict:
         "correct": answer_is_correct(q, answer["answer"], answer["abstained"]),
         "abstained": answer["abstained"],
         "answer": answer["answer"],
+        "today": answer.get("today"),  # the reference date it was answered on
         "retrieval_hit": float(bool(sources & set(ranked[:k]))) if sources else None,
         "recall_at_k": recall_at_k(ranked, sources, k) if sources else None,
         "citation_precision": (sum(c["doc_id"] in sources for c in shown) / len(shown)) if shown and sources else None,
@@ -181,10 +182,8 @@ def summarize(rows: list[dict]) -> dict:
         values = [r[key] for r in rows if r.get(key) is not None]
         return round(sum(values) / len(values), 4) if values else None
 
-    summary = {"questions": len(rows), "answer_accuracy": mean("correct")}
-    summary.update({key: mean(key) for key in TOLERANCES if key != "answer_accuracy"})
+    summary = {"questions": len(rows)} | {metric: mean(ROW_KEYS.get(metric, metric)) for metric in TOLERANCES}
     summary["stale_answers"] = sum(bool(r.get("stale")) for r in rows)
-    summary["period_precision"] = mean("in_period")
     summary["seconds_per_question"] = mean("seconds")
     return summary
 

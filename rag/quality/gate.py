@@ -7,11 +7,13 @@ So the gate keeps one baseline per build (`eval/baselines/*.json`) and picks its
 - **same build**: a baseline recorded with this run's `runtime` exists. Exact: every summary
   metric within its tolerance (`TOLERANCES`) and every question that baseline answered right is
   answered right now.
-- **another build**: none matches. The run is held to all recorded builds at once: each summary
-  metric at least the lowest any of them reached, less its tolerance and less the spread between
-  them; and of the questions *every* recorded build answered right (rounding did not move them),
-  at most `CROSS_BUILD_FLIPS` may be wrong now. A build's rounding moves the questions on a knife's
-  edge, which the recorded builds already disagree on; a regression of the program loses others.
+- **another build**: none matches. The run is held to all recorded builds at once: of the
+  questions *every* recorded build answered right (rounding did not move them), at most
+  `CROSS_BUILD_FLIPS` may be wrong now; each summary metric at least the lowest any of them
+  reached, less its tolerance, the spread between them and what that many questions move it
+  (stale answers at most the most any reached, plus as much). A build's rounding moves the
+  questions on a knife's edge, which the recorded builds already disagree on; a regression of the
+  program loses others.
 
 >>> q = lambda i, ok: {"id": i, "correct": ok, "answer": "x"}
 >>> avx2 = {"runtime": "avx2", "summary": {"answer_accuracy": 0.5}, "questions": [q("a", True), q("b", False)]}
@@ -41,7 +43,13 @@ TOLERANCES = {
     "verified_rate": 0.0,
     "abstained_on_unanswerable": 0.0,
     "answered_answerable": 0.0,
+    "period_precision": 0.0,
 }
+# The report rows' field a metric is the mean of, where it is not the metric's own name.
+ROW_KEYS = {"answer_accuracy": "correct", "period_precision": "in_period"}
+# Counts where lower is better, and how far they may rise: answers giving a superseded or
+# other-period value (the temporal set, eval/temporal/).
+CEILINGS = {"stale_answers": 0}
 # Questions right on every recorded build that another build may answer wrongly. Measured
 # (docs/answering.md): a third build (AVX-512 without VBMI/VNNI/BF16) lost none of the 44 settled
 # ones; 1 leaves room for a knife-edge question, while a regression of 2 answers still fails.
@@ -120,6 +128,7 @@ def judge(report: dict, baselines: list[tuple[str, dict]]) -> Verdict:
 def compare_exact(report: dict, baseline: dict) -> list[str]:
     """What regressed: summary metrics below tolerance, and questions that were right and are now wrong."""
     problems = _metrics_below(report, {m: baseline["summary"].get(m) for m in TOLERANCES}, {})
+    problems += _counts_above(report, {m: baseline["summary"].get(m) for m in CEILINGS}, {})
     before = {r["id"]: r["correct"] for r in baseline["questions"]}
     for row in report["questions"]:
         if before.get(row["id"]) and not row["correct"]:
@@ -129,12 +138,18 @@ def compare_exact(report: dict, baseline: dict) -> list[str]:
 
 def compare_across_builds(report: dict, baselines: list[dict]) -> list[str]:
     """The rule for a build no baseline was recorded on (see the module's docstring)."""
-    floors, spreads = {}, {}
-    for metric in TOLERANCES:
+    floors, floor_slack, ceilings, ceiling_slack = {}, {}, {}, {}
+    for metric in [*TOLERANCES, *CEILINGS]:
         values = [b["summary"][metric] for b in baselines if b["summary"].get(metric) is not None]
-        if values:
-            floors[metric], spreads[metric] = min(values), max(values) - min(values)
-    problems = _metrics_below(report, floors, spreads)
+        if not values:
+            continue
+        if metric in CEILINGS:
+            ceilings[metric], ceiling_slack[metric] = max(values), max(values) - min(values) + CROSS_BUILD_FLIPS
+        else:  # a question moves a mean over n rows by at most 1/n
+            rows = sum(r.get(ROW_KEYS.get(metric, metric)) is not None for r in report["questions"])
+            floors[metric] = min(values)
+            floor_slack[metric] = max(values) - min(values) + CROSS_BUILD_FLIPS / max(rows, 1)
+    problems = _metrics_below(report, floors, floor_slack) + _counts_above(report, ceilings, ceiling_slack)
     settled = set.intersection(*({r["id"] for r in b["questions"] if r["correct"]} for b in baselines))
     lost = [row for row in report["questions"] if row["id"] in settled and not row["correct"]]
     if len(lost) > CROSS_BUILD_FLIPS:
@@ -149,6 +164,15 @@ def _metrics_below(report: dict, floors: dict, slack: dict) -> list[str]:
         new = report["summary"].get(metric)
         if old is not None and (new is None or new < old - TOLERANCES[metric] - slack.get(metric, 0.0) - 1e-9):
             problems.append(f"{metric} fell from {old:.3f} to {new if new is None else format(new, '.3f')}")
+    return problems
+
+
+def _counts_above(report: dict, ceilings: dict, slack: dict) -> list[str]:
+    problems = []
+    for metric, old in ceilings.items():
+        new = report["summary"].get(metric)
+        if old is not None and (new is None or new > old + CEILINGS[metric] + slack.get(metric, 0)):
+            problems.append(f"{metric} rose from {old} to {new}")
     return problems
 
 
