@@ -45,6 +45,8 @@ TOLERANCES = {
     "answered_answerable": 0.0,
     "period_precision": 0.0,
 }
+# Summaries are rounded to 4 places: two of them differ by up to this much more than their means.
+ROUNDING = 1e-4
 # The report rows' field a metric is the mean of, where it is not the metric's own name.
 ROW_KEYS = {"answer_accuracy": "correct", "period_precision": "in_period"}
 # Counts where lower is better, and how far they may rise: answers giving a superseded or
@@ -162,7 +164,7 @@ def _metrics_below(report: dict, floors: dict, slack: dict) -> list[str]:
     problems = []
     for metric, old in floors.items():
         new = report["summary"].get(metric)
-        if old is not None and (new is None or new < old - TOLERANCES[metric] - slack.get(metric, 0.0) - 1e-9):
+        if old is not None and (new is None or new < old - TOLERANCES[metric] - slack.get(metric, 0.0) - ROUNDING):
             problems.append(f"{metric} fell from {old:.3f} to {new if new is None else format(new, '.3f')}")
     return problems
 
