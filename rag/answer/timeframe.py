@@ -65,10 +65,11 @@ def read_scope(question: str, today: date, since: date | None = None, until: dat
     if since or until:
         period = Period(since or EARLIEST, until or date.max, "given")
         return TimeScope(today, period, True, False)
-    period = find_period(question, today)
-    if period is not None and period.start > today:
-        period = None  # a plan: reported before it happens, so its period filters nothing
-    return TimeScope(today, period, False, period is None and asks_for_current(question))
+    named = find_period(question, today)
+    # A plan ("ab Januar 2026") is reported before it happens, so its period filters nothing; nor
+    # is it about now, though German asks it in the present ("Wer übernimmt ab Dezember 2025 …?").
+    period = None if named is not None and named.start > today else named
+    return TimeScope(today, period, False, named is None and asks_for_current(question))
 
 
 # The words that tie a period to a question ("im", "in the"): they go with it.

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Callable
 
+from rag.text.language import detect_language
+from rag.text.tense import in_present_tense
+
 EARLIEST = date(1900, 1, 1)  # "bis August": everything up to then
 
 MONTHS = {
@@ -368,8 +371,17 @@ def _until_at(text: str, pos: int, today: date) -> Period | None:
 
 
 def asks_for_current(question: str) -> bool:
-    """A word asking for the state now: aktuell, derzeit, noch, latest, current, still, …"""
-    return bool(CURRENT.search(question))
+    """About the state now: a word asking for it (aktuell, derzeit, noch, latest, current, still, …),
+    or the present tense, unless asking since when (the earliest evidence answers that).
+
+    >>> asks_for_current("Wer ist Bürgermeister?"), asks_for_current("Who was the mayor?")
+    (True, False)
+    >>> asks_for_current("Seit wann ist sie Bürgermeisterin?"), asks_for_current("Wer war zuletzt Bürgermeister?")
+    (False, True)
+    """
+    if CURRENT.search(question):
+        return True
+    return not asks_for_first(question) and in_present_tense(question, detect_language(question))
 
 
 def asks_when(question: str) -> bool:
