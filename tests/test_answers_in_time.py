@@ -267,3 +267,22 @@ def test_about_now_a_value_whose_day_the_next_sentence_names_is_not_the_answer(a
     assert any("1. Januar 2026" not in text for text in asked)  # asked again without the later day
     after = fee.ask(question, today=date(2026, 1, 2))
     assert after.answer.startswith("210 Euro (Stand: 15. Juli 2025)") and not after.abstained, after.answer
+
+
+def test_about_now_a_later_day_asks_the_cited_article_again_before_the_older_ones(answerer):
+    """The headline gives October's cost with the later completion ("Kosten steigen auf 74 Millionen
+    Euro, Fertigstellung erst 2028"). Without that sentence, a model shown all sources gave
+    January's "48 Millionen Euro", and October's article, asked next as the newer one, was doubted
+    by the support check (as with the real model, in English): the cited article alone, without the
+    headline, gives 74 again, and that stands."""
+    def headline_else_oldest(messages) -> str:
+        if "Fertigstellung erst 2028" in messages[-1]["content"]:
+            return named_in_sources("74 Millionen Euro")(messages)
+        return named_in_sources("48 Millionen Euro", "74 Millionen Euro")(messages)
+    doubting_the_body = lambda m: 0.2 if "Nach der jüngsten Schätzung" in m[-1]["content"] else 1.0  # noqa: E731
+    cost = QuestionAnswerer(answerer.index, answerer.retriever,
+                            FakeGenerator(headline_else_oldest, support=doubting_the_body), answerer.settings)
+    answer = cost.ask("Wie viel kostet die Rheinbrücke Nord?", today=TODAY)
+    assert answer.answer.startswith("74 Millionen Euro (Stand: 8. Oktober 2025)") and not answer.abstained, answer.answer
+    asked_again = [c[-1]["content"] for c in answer_calls(cost) if "Fertigstellung erst 2028" not in c[-1]["content"]]
+    assert asked_again and "48 Millionen" not in asked_again[0]  # the cited article alone first

@@ -347,24 +347,31 @@ class QuestionAnswerer:
         """A supported answer about the state now, checked against time (currency.py): a newer
         retrieved article that answers takes precedence; an answer whose quote's paragraph names a
         day after `today` (the value may hold only from then) is asked again without the sentences
-        naming later days: the same answer from a paragraph naming none stands (the later day was
-        about something else: "Kosten steigen auf 74 Millionen Euro, Fertigstellung erst 2028"),
-        another one supported too (and then the newer articles without their later days), else it
-        is withdrawn (returned with that day)."""
+        naming later days, over the articles it cites first, then over all its sources: the same
+        answer from a paragraph naming none stands (the later day was about something else: "Kosten
+        steigen auf 74 Millionen Euro, Fertigstellung erst 2028"), another one supported too (and
+        then the newer articles without their later days), else it is withdrawn (returned with that
+        day). Its own articles first: over all sources, an older article's superseded value was the
+        answer ("48 million euros" of January for the cost October's headline gave, temporal set)."""
         t = time.perf_counter()
         answer = self.newest(question, answer, retrieved, dates, language, judged)
         later = announced_later(question, self.quoted_paragraphs(answer), today)
-        if later:
-            sources = without_later_dates(answer.sources, self.index.documents, today)
+        cited = {c.doc_id for c in answer.resolved.citations if c.verified}
+        own = [chunk for chunk in answer.sources if chunk.doc_id in cited]
+        tries = [own, answer.sources] if len(own) < len(answer.sources) else [answer.sources]
+        for given in tries if later else []:
+            sources = without_later_dates(given, self.index.documents, today)
             again = self.attempt(question, sources, language, {}, purpose="without_later_dates", judged=judged) \
                 if sources else None
             now = again and again.quotes and not announced_later(question, self.quoted_paragraphs(again), today)
             if now and answer_words(again) == answer_words(answer):
                 later = None  # the same value stands in a paragraph naming no later day
-            elif now and again.supported:
+                break
+            if now and again.supported:
                 answer, later = self.newest(question, again, retrieved, dates, language, judged, today), None
-            else:
-                answer = replace(answer, supported=False)
+                break
+        if later:
+            answer = replace(answer, supported=False)
         timings["current_state"] = time.perf_counter() - t
         return answer, later
 
