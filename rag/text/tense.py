@@ -5,7 +5,7 @@ Rules, not a tagger: a question is in the present unless it holds a past or futu
 was, were, did, had, will, would, a past participle after "has"/"have", a verb in "-ed" (not after
 "is"/"are": "Where is it planned?" is present), one of the common irregular pasts, or a German
 weak past in a question of mixed words ("How many Abkommen unterzeichneten …?"). German: a
-past or future auxiliary or a common strong past (war, wurde, hatte, gab, wird, soll), a weak past
+past or future auxiliary or a common strong past (war, wurde, hatte, gab, wird, sollte), a weak past
 ("unterzeichneten": a lower-case word in -te/-ten, nouns being capitalised), or the perfect (a form
 of haben or sein with a participle closing the question: "Wohin hat Putin Xi eingeladen?").
 
